@@ -1,0 +1,285 @@
+//! One client connection: its socket, the partial operation carried between
+//! reads, its outbound buffer, the options it sent in CONNECT, its
+//! subscriptions by sid, and its keepalive state.
+//!
+//! A client never touches the sublist or another client: the server reads
+//! operations out of it and decides what they do. What lives here is the
+//! per-connection bookkeeping and the socket writes.
+
+use crate::auth::Identity;
+use crate::proto::ConnectInfo;
+use crate::sublist::FxHashMap;
+use mio::net::TcpStream;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Why a connection is being closed (for logs and the closing behaviour).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client closed its end.
+    ClientClosed,
+    /// A socket error.
+    IoError,
+    /// A protocol error (after its `-ERR`, if it has one).
+    ProtocolError,
+    /// No valid CONNECT within the auth timeout.
+    AuthTimeout,
+    /// Wrong credentials.
+    AuthViolation,
+    /// Unanswered PINGs.
+    StaleConnection,
+    /// Pending output over `max_pending`, or a stalled write past the deadline.
+    SlowConsumer,
+    /// Over `max_connections`.
+    MaxConnections,
+    /// The server is shutting down.
+    ServerShutdown,
+}
+
+impl CloseReason {
+    /// Whether output still pending should be flushed before closing.
+    /// A slow consumer cannot take it and a broken socket cannot send it.
+    pub fn flushes(self) -> bool {
+        !matches!(
+            self,
+            CloseReason::ClientClosed | CloseReason::IoError | CloseReason::SlowConsumer
+        )
+    }
+}
+
+/// Options a client set in CONNECT, starting from nats-server's defaults.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// `+OK` after each command.
+    pub verbose: bool,
+    /// Strict subject checks on publish.
+    pub pedantic: bool,
+    /// Receive own messages.
+    pub echo: bool,
+    /// Understands HPUB/HMSG.
+    pub headers: bool,
+    /// Wants 503 for requests nobody answers.
+    pub no_responders: bool,
+    /// Protocol level (0 or 1).
+    pub protocol: i64,
+    /// Name given by the client, for logs.
+    pub name: String,
+    /// Client library language and version, for logs.
+    pub lang: String,
+    /// Client library version, for logs.
+    pub version: String,
+}
+
+impl Default for ClientOptions {
+    /// Before (or without) CONNECT, nats-server treats a client as verbose,
+    /// pedantic and echoing: this is what a telnet user sees.
+    fn default() -> Self {
+        ClientOptions {
+            verbose: true,
+            pedantic: true,
+            echo: true,
+            headers: false,
+            no_responders: false,
+            protocol: 0,
+            name: String::new(),
+            lang: String::new(),
+            version: String::new(),
+        }
+    }
+}
+
+impl ClientOptions {
+    /// Merges a CONNECT onto the current options: absent fields keep their value.
+    pub fn merge(&mut self, c: &ConnectInfo) {
+        let set = |field: &mut bool, v: Option<bool>| {
+            if let Some(v) = v {
+                *field = v;
+            }
+        };
+        set(&mut self.verbose, c.verbose);
+        set(&mut self.pedantic, c.pedantic);
+        set(&mut self.echo, c.echo);
+        set(&mut self.headers, c.headers);
+        set(&mut self.no_responders, c.no_responders);
+        if let Some(p) = c.protocol {
+            self.protocol = p;
+        }
+        for (field, v) in [
+            (&mut self.name, &c.name),
+            (&mut self.lang, &c.lang),
+            (&mut self.version, &c.version),
+        ] {
+            if let Some(v) = v {
+                *field = v.clone();
+            }
+        }
+    }
+}
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading and writing normally.
+    Open,
+    /// Closing: pending output is flushed, then the write side is shut and
+    /// input is discarded until the peer closes or `deadline` passes (so
+    /// that unread input does not turn the close into a reset that could
+    /// destroy the final `-ERR` in flight).
+    Closing {
+        /// Why it closes.
+        reason: CloseReason,
+        /// When to give up waiting and drop the socket.
+        deadline: Instant,
+        /// Whether the write side has been shut down already.
+        shut: bool,
+    },
+}
+
+/// One connection.
+#[derive(Debug)]
+pub struct Client {
+    /// Server-assigned id (INFO `client_id`), unique for the server's life.
+    pub cid: u64,
+    /// The socket.
+    pub stream: TcpStream,
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// An operation split across reads: its bytes so far (empty almost always).
+    pub carry: Vec<u8>,
+    /// Bytes queued for the socket; `out[out_pos..]` is still pending.
+    pub out: Vec<u8>,
+    /// How much of `out` has been written.
+    pub out_pos: usize,
+    /// Whether the server has this client on its list to flush this turn.
+    pub dirty: bool,
+    /// Whether WRITABLE interest is registered (only while output is pending).
+    pub write_interest: bool,
+    /// Last time the socket accepted bytes or the buffer was empty.
+    pub last_write_progress: Instant,
+    /// CONNECT options.
+    pub opts: ClientOptions,
+    /// Whether a CONNECT has been accepted.
+    pub connected: bool,
+    /// Who the client authenticated as.
+    pub identity: Option<Identity>,
+    /// Must send a valid CONNECT before this instant (when auth is required).
+    pub auth_deadline: Option<Instant>,
+    /// Subscriptions by sid, pointing into the server's subscription slab.
+    pub subs: FxHashMap<Box<[u8]>, usize>,
+    /// PINGs sent and not answered.
+    pub pings_out: u32,
+    /// When the next keepalive PING is due.
+    pub next_ping: Instant,
+    /// Whether the client sent anything since the last keepalive check.
+    pub active: bool,
+    /// Whether anything was read or written since the last housekeeping tick
+    /// (idle clients give their buffers back).
+    pub busy: bool,
+    /// Life cycle.
+    pub phase: Phase,
+    /// Messages received from this client.
+    pub in_msgs: u64,
+    /// Payload bytes received.
+    pub in_bytes: u64,
+    /// Messages delivered to this client.
+    pub out_msgs: u64,
+    /// Payload bytes delivered.
+    pub out_bytes: u64,
+}
+
+impl Client {
+    /// A new connection, not yet greeted.
+    pub fn new(cid: u64, stream: TcpStream, addr: SocketAddr, now: Instant) -> Client {
+        Client {
+            cid,
+            stream,
+            addr,
+            carry: Vec::new(),
+            out: Vec::new(),
+            out_pos: 0,
+            dirty: false,
+            write_interest: false,
+            last_write_progress: now,
+            opts: ClientOptions::default(),
+            connected: false,
+            identity: None,
+            auth_deadline: None,
+            subs: FxHashMap::default(),
+            pings_out: 0,
+            next_ping: now,
+            active: false,
+            busy: true,
+            phase: Phase::Open,
+            in_msgs: 0,
+            in_bytes: 0,
+            out_msgs: 0,
+            out_bytes: 0,
+        }
+    }
+
+    /// Bytes queued and not yet written.
+    #[inline]
+    pub fn pending(&self) -> usize {
+        self.out.len() - self.out_pos
+    }
+
+    /// Whether the connection is on its way out.
+    #[inline]
+    pub fn is_closing(&self) -> bool {
+        matches!(self.phase, Phase::Closing { .. })
+    }
+
+    /// A short description for logs: `cid - name - addr`.
+    pub fn describe(&self) -> String {
+        if self.opts.name.is_empty() {
+            format!("cid:{} {}", self.cid, self.addr)
+        } else {
+            format!("cid:{} \"{}\" {}", self.cid, self.opts.name, self.addr)
+        }
+    }
+
+    /// Writes pending output until done or the socket is full.
+    /// Returns `Ok(true)` when nothing is left pending.
+    pub fn write_pending(&mut self, now: Instant) -> io::Result<bool> {
+        while self.out_pos < self.out.len() {
+            match self.stream.write(&self.out[self.out_pos..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.out_pos += n;
+                    self.last_write_progress = now;
+                    self.busy = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+            self.last_write_progress = now;
+            Ok(true)
+        } else {
+            // Keep the buffer from creeping: drop the written prefix once
+            // it is at least half of it (amortised, one memmove).
+            if self.out_pos >= self.out.len() / 2 {
+                self.out.drain(..self.out_pos);
+                self.out_pos = 0;
+            }
+            Ok(false)
+        }
+    }
+
+    /// Gives buffers back to the allocator when the connection is idle, so
+    /// that many quiet connections cost little memory.
+    pub fn shrink_idle(&mut self) {
+        if self.pending() == 0 && self.out.capacity() > 0 {
+            self.out = Vec::new();
+            self.out_pos = 0;
+        }
+        if self.carry.is_empty() && self.carry.capacity() > 0 {
+            self.carry = Vec::new();
+        }
+    }
+}

@@ -1,0 +1,907 @@
+//! The event loop: one thread, one `mio::Poll`, no locks.
+//!
+//! The server owns the listener, every [`Client`] (in a slab whose keys make
+//! the poll tokens), every [`Subscription`] (in a second slab whose keys are
+//! the sublist's ids), the [`Sublist`], the timers and the signal source.
+//! What the protocol operations *do* lives in `dispatch.rs`; this file is
+//! about I/O and life cycle:
+//!
+//! - reads are drained until `WouldBlock` (at most [`READ_BUDGET`] reads per
+//!   connection per turn, so one fast publisher cannot starve the rest);
+//! - output is appended to each client's buffer during a turn and flushed
+//!   once at the end of the turn, with WRITABLE interest only while output
+//!   is pending;
+//! - closing goes through one path: [`Server::begin_close`] removes the
+//!   client's subscriptions at once; the socket is flushed, shut down and
+//!   dropped at the end of the turn (or after a short grace period).
+
+use crate::client::{Client, CloseReason, Phase};
+use crate::config::Config;
+use crate::error::ProtoError;
+use crate::parser::{Limits, Need, Parsed, parse};
+use crate::proto::{self, InfoTemplate, ServerInfo};
+use crate::sublist::Sublist;
+use log::{debug, error, info, log_enabled, trace, warn};
+use memchr::memchr;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+/// The listening socket.
+const LISTENER: Token = Token(0);
+/// Unix signals.
+const SIGNALS: Token = Token(1);
+/// Client `k` of the slab has token `FIRST_CLIENT + k`.
+const FIRST_CLIENT: usize = 2;
+
+/// Size of the shared read buffer (one read syscall's worth).
+const READ_SIZE: usize = 64 * 1024;
+/// Reads per connection per loop turn before it yields to the others.
+pub const READ_BUDGET: usize = 16;
+/// How long a closing connection may take to flush and see the peer close.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+/// How long shutdown waits for clients to take their last bytes.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Pause before accepting again after running out of file descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// nats-server sends the first PING this soon after CONNECT (to measure RTT).
+const FIRST_PING: Duration = Duration::from_secs(2);
+
+/// One subscription, owned by the server; the sublist holds its slab key.
+#[derive(Debug)]
+pub struct Subscription {
+    /// Slab key of the subscribing client.
+    pub client: usize,
+    /// The client's id for it, echoed in MSG.
+    pub sid: Box<[u8]>,
+    /// Subject filter.
+    pub subject: Box<[u8]>,
+    /// Queue group, if any.
+    pub queue: Option<Box<[u8]>>,
+    /// Messages delivered so far.
+    pub delivered: u64,
+    /// Remove after this many deliveries (UNSUB with max).
+    pub max: Option<u64>,
+}
+
+/// Server-wide counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// Connections accepted since start.
+    pub total_connections: u64,
+    /// Connections closed as slow consumers.
+    pub slow_consumers: u64,
+    /// Connections closed as stale.
+    pub stale_connections: u64,
+}
+
+/// The server: listener, clients, subscriptions and loop state.
+pub struct Server {
+    /// Options in force.
+    pub(crate) config: Config,
+    /// Parser limits derived from the config.
+    pub(crate) limits: Limits,
+    poll: Poll,
+    /// `None` once shutdown has started.
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    signals: Option<Signals>,
+    /// Every connection, open or closing.
+    pub(crate) clients: Slab<Client>,
+    /// Every subscription; keys are the sublist's ids.
+    pub(crate) subs: Slab<Subscription>,
+    /// Subject trie over `subs`.
+    pub(crate) sublist: Sublist,
+    /// INFO shared by all connections.
+    info: InfoTemplate,
+    server_id: String,
+    next_cid: u64,
+    /// Shared read buffer: data is parsed in place, only a split operation's
+    /// tail is copied into the client's `carry`.
+    read_buf: Vec<u8>,
+    /// Clients with output appended this turn.
+    pub(crate) dirty: Vec<usize>,
+    /// Clients that started closing this turn.
+    closing: Vec<usize>,
+    /// Clients that used their read budget and must be read again.
+    readable_backlog: Vec<usize>,
+    accept_paused_until: Option<Instant>,
+    /// Set when shutdown starts: the moment to stop waiting for clients.
+    shutdown_deadline: Option<Instant>,
+    /// Connections not closing.
+    open_clients: usize,
+    /// Counters.
+    pub(crate) stats: Stats,
+    tick: Duration,
+    next_tick: Instant,
+}
+
+/// What handling signals asks the loop to do.
+enum SignalAction {
+    Continue,
+    ExitNow,
+}
+
+impl Server {
+    /// Binds the listener and prepares the loop (nothing is accepted until [`Server::run`]).
+    pub fn bind(config: Config) -> io::Result<Server> {
+        let addr = (config.host.as_str(), config.port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address for host"))?;
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(addr)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let local_addr = listener.local_addr()?;
+        let server_id = new_server_id();
+        let info = InfoTemplate::new(&ServerInfo {
+            server_id: &server_id,
+            server_name: config.server_name.as_deref().unwrap_or(&server_id),
+            host: &config.host,
+            port: local_addr.port(),
+            max_payload: config.max_payload,
+            auth_required: config.auth.required(),
+        });
+        let tick = [
+            config.ping_interval,
+            config.auth.timeout,
+            config.write_deadline,
+        ]
+        .into_iter()
+        .min()
+        .unwrap_or(FIRST_PING)
+            / 8;
+        let tick = tick.clamp(Duration::from_millis(5), Duration::from_millis(250));
+        Ok(Server {
+            limits: Limits {
+                max_control_line: config.max_control_line,
+                max_payload: config.max_payload,
+            },
+            config,
+            poll,
+            listener: Some(listener),
+            local_addr,
+            signals: None,
+            clients: Slab::new(),
+            subs: Slab::new(),
+            sublist: Sublist::new(),
+            info,
+            server_id,
+            next_cid: 1,
+            read_buf: vec![0; READ_SIZE],
+            dirty: Vec::new(),
+            closing: Vec::new(),
+            readable_backlog: Vec::new(),
+            accept_paused_until: None,
+            shutdown_deadline: None,
+            open_clients: 0,
+            stats: Stats::default(),
+            tick,
+            next_tick: Instant::now() + tick,
+        })
+    }
+
+    /// The address the listener is bound to (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// This process's server id, as sent in INFO.
+    pub fn server_id(&self) -> &str {
+        &self.server_id
+    }
+
+    /// Handles SIGINT/SIGTERM (graceful shutdown; a second one exits at
+    /// once) and SIGHUP (configuration reload) inside the loop.
+    pub fn handle_signals(&mut self) -> io::Result<()> {
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+        self.poll
+            .registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
+    /// Runs the loop until shutdown completes.
+    pub fn run(&mut self) -> io::Result<()> {
+        info!("Starting natrium {}", env!("CARGO_PKG_VERSION"));
+        info!("Listening for client connections on {}", self.local_addr);
+        info!("Server is ready");
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            let timeout = if self.readable_backlog.is_empty() {
+                self.next_tick.saturating_duration_since(now)
+            } else {
+                Duration::ZERO
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let backlog = std::mem::take(&mut self.readable_backlog);
+            for key in backlog {
+                self.read_client(key);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(),
+                    SIGNALS => {
+                        if let SignalAction::ExitNow = self.on_signals() {
+                            info!("Exiting now");
+                            return Ok(());
+                        }
+                    }
+                    Token(t) => {
+                        let key = t - FIRST_CLIENT;
+                        if event.is_writable() {
+                            self.mark_dirty(key);
+                        }
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.read_client(key);
+                        }
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now >= self.next_tick {
+                self.housekeeping(now);
+                self.next_tick = now + self.tick;
+            }
+            self.end_of_turn(now);
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.clients.is_empty() || now >= deadline {
+                    info!("Server Exiting..");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    // ----- accepting -----
+
+    /// Accepts every pending connection.
+    fn accept_all(&mut self) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, addr)) => self.admit(stream, addr),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e) => {
+                    // EMFILE/ENFILE/ENOBUFS/ENOMEM: the pending connection stays
+                    // in the backlog; retrying at once would spin. Try again
+                    // after a pause (the listener is edge-triggered, so the
+                    // housekeeping tick does the retry).
+                    warn!(
+                        "Error accepting client connection: {e} (open connections: {}); pausing accepts for {:?}",
+                        self.open_clients, ACCEPT_BACKOFF
+                    );
+                    self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Registers a new connection and greets it with INFO.
+    fn admit(&mut self, mut stream: TcpStream, addr: SocketAddr) {
+        let now = Instant::now();
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!("set_nodelay failed for {addr}: {e}");
+        }
+        let entry = self.clients.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(key + FIRST_CLIENT),
+            Interest::READABLE,
+        ) {
+            warn!("Cannot register connection from {addr}: {e}");
+            return;
+        }
+        let cid = self.next_cid;
+        self.next_cid += 1;
+        let mut client = Client::new(cid, stream, addr, now);
+        self.info
+            .push(&mut client.out, cid, &addr.ip().to_string(), None);
+        if self.config.auth.required() {
+            client.auth_deadline = Some(now + self.config.auth.timeout);
+        }
+        client.next_ping = now + self.config.ping_interval;
+        entry.insert(client);
+        self.open_clients += 1;
+        self.stats.total_connections += 1;
+        self.mark_dirty(key);
+        debug!("cid:{cid} {addr} Client connection created");
+        if self.open_clients > self.config.max_connections {
+            warn!(
+                "Maximum connections exceeded ({}); refusing {addr}",
+                self.config.max_connections
+            );
+            self.on_error(key, ProtoError::MaxConnections);
+        }
+    }
+
+    // ----- reading -----
+
+    /// Reads from a client until `WouldBlock`, its budget, or its end.
+    fn read_client(&mut self, key: usize) {
+        for _ in 0..READ_BUDGET {
+            let Some(client) = self.clients.get_mut(key) else {
+                return;
+            };
+            let closing = client.is_closing();
+            match client.stream.read(&mut self.read_buf) {
+                Ok(0) => {
+                    if closing {
+                        self.remove_client(key);
+                    } else {
+                        self.begin_close(key, CloseReason::ClientClosed);
+                    }
+                    return;
+                }
+                Ok(n) => {
+                    if closing {
+                        continue; // discard input while closing
+                    }
+                    client.active = true;
+                    client.busy = true;
+                    let buf = std::mem::take(&mut self.read_buf);
+                    self.ingest(key, &buf[..n]);
+                    self.read_buf = buf;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    debug!("cid:{} read error: {e}", client.cid);
+                    if closing {
+                        self.remove_client(key);
+                    } else {
+                        self.begin_close(key, CloseReason::IoError);
+                    }
+                    return;
+                }
+            }
+        }
+        self.readable_backlog.push(key);
+    }
+
+    /// Parses and dispatches everything in `data` for client `key`.
+    ///
+    /// An operation left incomplete by the previous read sits in the
+    /// client's `carry`; it is completed first by appending only the bytes
+    /// it still needs. The rest is parsed in place.
+    fn ingest(&mut self, key: usize, data: &[u8]) {
+        let Some(client) = self.clients.get_mut(key) else {
+            return;
+        };
+        let mut carry = std::mem::take(&mut client.carry);
+        let mut pos = 0;
+        let limits = self.limits;
+        if !carry.is_empty() {
+            match complete_carry(&mut carry, data, &mut pos, &limits) {
+                Ok(true) => {
+                    let result = match parse(&carry, &limits) {
+                        Ok(Parsed::Complete { op: Some(op), .. }) => {
+                            self.trace_op(key, &carry);
+                            self.dispatch(key, op)
+                        }
+                        Ok(_) => Ok(()),
+                        Err(e) => Err(e),
+                    };
+                    carry.clear();
+                    if let Err(e) = result {
+                        if !self.handle_error(key, e) {
+                            return;
+                        }
+                    }
+                }
+                Ok(false) => {
+                    self.put_carry(key, carry);
+                    return;
+                }
+                Err(e) => {
+                    self.on_error(key, e);
+                    return;
+                }
+            }
+        }
+        while pos < data.len() {
+            match parse(&data[pos..], &limits) {
+                Ok(Parsed::Complete { op, len }) => {
+                    if let Some(op) = op {
+                        self.trace_op(key, &data[pos..pos + len]);
+                        if let Err(e) = self.dispatch(key, op) {
+                            if !self.handle_error(key, e) {
+                                return;
+                            }
+                        }
+                    }
+                    pos += len;
+                }
+                Ok(Parsed::Partial(_)) => {
+                    carry.extend_from_slice(&data[pos..]);
+                    break;
+                }
+                Err(e) => {
+                    self.on_error(key, e);
+                    return;
+                }
+            }
+        }
+        self.put_carry(key, carry);
+    }
+
+    /// Gives a client its carry buffer back.
+    fn put_carry(&mut self, key: usize, carry: Vec<u8>) {
+        if let Some(client) = self.clients.get_mut(key) {
+            client.carry = carry;
+        }
+    }
+
+    /// Handles an error from an operation; returns whether to keep reading.
+    fn handle_error(&mut self, key: usize, e: ProtoError) -> bool {
+        let fatal = e.is_fatal();
+        self.on_error(key, e);
+        !fatal && self.clients.get(key).is_some_and(|c| !c.is_closing())
+    }
+
+    /// Logs an operation's control line at trace level.
+    fn trace_op(&self, key: usize, bytes: &[u8]) {
+        if log_enabled!(log::Level::Trace) {
+            let line_end = memchr(b'\n', bytes).unwrap_or(bytes.len());
+            let line = String::from_utf8_lossy(&bytes[..line_end]);
+            let cid = self.clients.get(key).map_or(0, |c| c.cid);
+            trace!("cid:{cid} <<- [{}]", line.trim_end());
+        }
+    }
+
+    // ----- writing -----
+
+    /// Puts a client on this turn's flush list.
+    #[inline]
+    pub(crate) fn mark_dirty(&mut self, key: usize) {
+        if let Some(client) = self.clients.get_mut(key) {
+            if !client.dirty {
+                client.dirty = true;
+                self.dirty.push(key);
+            }
+        }
+    }
+
+    /// Flushes every client written to this turn, then moves closing clients on.
+    fn end_of_turn(&mut self, now: Instant) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &key in &dirty {
+            self.flush(key, now);
+        }
+        dirty.clear();
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+        let closing = std::mem::take(&mut self.closing);
+        for key in closing {
+            self.advance_close(key, now);
+        }
+    }
+
+    /// Writes a client's pending output and sets WRITABLE interest to match.
+    fn flush(&mut self, key: usize, now: Instant) {
+        let Some(client) = self.clients.get_mut(key) else {
+            return;
+        };
+        client.dirty = false;
+        if client.is_closing() {
+            self.closing.push(key);
+            return;
+        }
+        match client.write_pending(now) {
+            Ok(done) => {
+                if done == client.write_interest {
+                    let interest = if done {
+                        Interest::READABLE
+                    } else {
+                        Interest::READABLE | Interest::WRITABLE
+                    };
+                    let token = Token(key + FIRST_CLIENT);
+                    if let Err(e) =
+                        self.poll
+                            .registry()
+                            .reregister(&mut client.stream, token, interest)
+                    {
+                        debug!("cid:{} reregister failed: {e}", client.cid);
+                        self.begin_close(key, CloseReason::IoError);
+                        return;
+                    }
+                    client.write_interest = !done;
+                }
+            }
+            Err(e) => {
+                debug!("cid:{} write error: {e}", client.cid);
+                self.begin_close(key, CloseReason::IoError);
+            }
+        }
+    }
+
+    // ----- closing -----
+
+    /// Starts closing a client: its subscriptions go at once; the socket is
+    /// flushed (when the reason allows), shut down and dropped later.
+    pub(crate) fn begin_close(&mut self, key: usize, reason: CloseReason) {
+        let Some(client) = self.clients.get_mut(key) else {
+            return;
+        };
+        if client.is_closing() {
+            return;
+        }
+        client.phase = Phase::Closing {
+            reason,
+            deadline: Instant::now() + CLOSE_GRACE,
+            shut: false,
+        };
+        self.open_clients -= 1;
+        for (_, sub_key) in client.subs.drain() {
+            if let Some(sub) = self.subs.try_remove(sub_key) {
+                self.sublist
+                    .remove(&sub.subject, sub.queue.as_deref(), sub_key as u32);
+            }
+        }
+        client.subs.shrink_to_fit();
+        if !reason.flushes() {
+            client.out.clear();
+            client.out_pos = 0;
+        }
+        let level = match reason {
+            CloseReason::ClientClosed | CloseReason::ServerShutdown => log::Level::Debug,
+            CloseReason::IoError | CloseReason::ProtocolError => log::Level::Debug,
+            _ => log::Level::Info,
+        };
+        log::log!(
+            level,
+            "{} Client connection closing: {:?}",
+            client.describe(),
+            reason
+        );
+        self.closing.push(key);
+    }
+
+    /// Moves a closing client along: flush, shut the write side, or drop it.
+    fn advance_close(&mut self, key: usize, now: Instant) {
+        let Some(client) = self.clients.get_mut(key) else {
+            return;
+        };
+        let Phase::Closing { reason, shut, .. } = client.phase else {
+            return;
+        };
+        if !reason.flushes() {
+            self.remove_client(key);
+            return;
+        }
+        match client.write_pending(now) {
+            Ok(true) => {
+                if !shut {
+                    // Errors here only mean the peer is gone already.
+                    let _ = client.stream.shutdown(Shutdown::Write);
+                    if let Phase::Closing { shut, .. } = &mut client.phase {
+                        *shut = true;
+                    }
+                }
+                if client.write_interest {
+                    let token = Token(key + FIRST_CLIENT);
+                    let _ = self.poll.registry().reregister(
+                        &mut client.stream,
+                        token,
+                        Interest::READABLE,
+                    );
+                    client.write_interest = false;
+                }
+            }
+            Ok(false) => {
+                if !client.write_interest {
+                    let token = Token(key + FIRST_CLIENT);
+                    let _ = self.poll.registry().reregister(
+                        &mut client.stream,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    );
+                    client.write_interest = true;
+                }
+            }
+            Err(_) => self.remove_client(key),
+        }
+    }
+
+    /// Drops a client for good.
+    fn remove_client(&mut self, key: usize) {
+        let Some(mut client) = self.clients.try_remove(key) else {
+            return;
+        };
+        if !client.is_closing() {
+            // Not expected (every path goes through begin_close), but keep
+            // the books straight if it happens.
+            self.open_clients -= 1;
+            for (_, sub_key) in client.subs.drain() {
+                if let Some(sub) = self.subs.try_remove(sub_key) {
+                    self.sublist
+                        .remove(&sub.subject, sub.queue.as_deref(), sub_key as u32);
+                }
+            }
+        }
+        let _ = self.poll.registry().deregister(&mut client.stream);
+        debug!(
+            "{} Client connection closed (connections: {}, subscriptions: {})",
+            client.describe(),
+            self.clients.len(),
+            self.sublist.len()
+        );
+    }
+
+    /// Sends an error's `-ERR` (if it has one) and closes when it is fatal.
+    pub(crate) fn on_error(&mut self, key: usize, e: ProtoError) {
+        let Some(client) = self.clients.get_mut(key) else {
+            return;
+        };
+        if client.is_closing() {
+            return;
+        }
+        if let Some(text) = e.err_text() {
+            proto::push_err(&mut client.out, &text);
+            debug!("{} -ERR '{text}'", client.describe());
+            self.mark_dirty(key);
+        } else {
+            debug!("{} closing on malformed input", client.describe());
+        }
+        if e.is_fatal() {
+            let reason = match e {
+                ProtoError::AuthorizationViolation => CloseReason::AuthViolation,
+                ProtoError::AuthenticationTimeout => CloseReason::AuthTimeout,
+                ProtoError::StaleConnection => CloseReason::StaleConnection,
+                ProtoError::MaxConnections => CloseReason::MaxConnections,
+                ProtoError::SlowConsumer => CloseReason::SlowConsumer,
+                _ => CloseReason::ProtocolError,
+            };
+            self.begin_close(key, reason);
+        }
+    }
+
+    /// Cuts off a client that cannot keep up. Its pending output is dropped;
+    /// one best-effort write tells it why.
+    pub(crate) fn slow_consumer(&mut self, key: usize) {
+        let Some(client) = self.clients.get_mut(key) else {
+            return;
+        };
+        if client.is_closing() {
+            return;
+        }
+        self.stats.slow_consumers += 1;
+        warn!(
+            "{} Slow Consumer Detected: {} bytes pending, max_pending {} (slow consumers so far: {})",
+            client.describe(),
+            client.pending(),
+            self.config.max_pending,
+            self.stats.slow_consumers
+        );
+        client.out.clear();
+        client.out_pos = 0;
+        let mut note = Vec::new();
+        proto::push_err(&mut note, "Slow Consumer");
+        let _ = io::Write::write(&mut client.stream, &note);
+        self.begin_close(key, CloseReason::SlowConsumer);
+    }
+
+    // ----- timers -----
+
+    /// Auth timeouts, keepalive PINGs and stale connections, stalled
+    /// writes, closing deadlines, idle buffers, and paused accepts.
+    fn housekeeping(&mut self, now: Instant) {
+        if self.accept_paused_until.is_some_and(|t| now >= t) {
+            self.accept_paused_until = None;
+            self.accept_all();
+        }
+        let mut errors: Vec<(usize, ProtoError)> = Vec::new();
+        let mut expired = Vec::new();
+        let mut stalled = Vec::new();
+        for (key, client) in self.clients.iter_mut() {
+            if let Phase::Closing { deadline, .. } = client.phase {
+                if now >= deadline {
+                    expired.push(key);
+                }
+                continue;
+            }
+            if client.auth_deadline.is_some_and(|d| now >= d) {
+                errors.push((key, ProtoError::AuthenticationTimeout));
+                continue;
+            }
+            if client.pending() > 0
+                && now.duration_since(client.last_write_progress) >= self.config.write_deadline
+            {
+                stalled.push(key);
+                continue;
+            }
+            if now >= client.next_ping {
+                client.next_ping = now + self.config.ping_interval;
+                if client.active && client.pings_out == 0 && client.connected {
+                    // Recently heard from: no need to ask.
+                } else if client.pings_out + 1 > self.config.ping_max {
+                    errors.push((key, ProtoError::StaleConnection));
+                    continue;
+                } else {
+                    client.pings_out += 1;
+                    client.out.extend_from_slice(proto::PING);
+                    if !client.dirty {
+                        client.dirty = true;
+                        self.dirty.push(key);
+                    }
+                }
+                client.active = false;
+            }
+            if !client.busy && !client.dirty {
+                client.shrink_idle();
+            }
+            client.busy = false;
+        }
+        for key in expired {
+            self.remove_client(key);
+        }
+        for (key, e) in errors {
+            if e == ProtoError::StaleConnection {
+                self.stats.stale_connections += 1;
+            }
+            self.on_error(key, e);
+        }
+        for key in stalled {
+            self.slow_consumer(key);
+        }
+    }
+
+    // ----- signals -----
+
+    fn on_signals(&mut self) -> SignalAction {
+        let Some(signals) = &mut self.signals else {
+            return SignalAction::Continue;
+        };
+        let pending: Vec<i32> = signals.pending().collect();
+        for signal in pending {
+            match signal {
+                SIGINT | SIGTERM => {
+                    if self.shutdown_deadline.is_some() {
+                        return SignalAction::ExitNow;
+                    }
+                    info!("Trapped signal {signal}; shutting down");
+                    self.begin_shutdown();
+                }
+                SIGHUP => self.reload(),
+                _ => {}
+            }
+        }
+        SignalAction::Continue
+    }
+
+    /// Stops accepting and closes every client after flushing what it has.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.shutdown_deadline = Some(Instant::now() + SHUTDOWN_GRACE);
+        let keys: Vec<usize> = self.clients.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.begin_close(key, CloseReason::ServerShutdown);
+        }
+    }
+
+    /// Re-reads the configuration file (SIGHUP).
+    fn reload(&mut self) {
+        let Some(path) = self.config.config_file.clone() else {
+            warn!("Reload requested, but the server was started without a configuration file");
+            return;
+        };
+        let mut fresh = Config {
+            config_file: Some(path.clone()),
+            ..Config::default()
+        };
+        match crate::config::load_file(&mut fresh, &path) {
+            Ok(warnings) => {
+                for w in warnings {
+                    warn!("{}: {w}", path.display());
+                }
+                if fresh.host != self.config.host || fresh.port != self.config.port {
+                    warn!(
+                        "Reload: the listen address cannot change without a restart; keeping {}",
+                        self.local_addr
+                    );
+                }
+                self.apply_reload(fresh);
+                info!("Reloaded server configuration");
+            }
+            Err(e) => error!("Reload failed, keeping the running configuration: {e}"),
+        }
+    }
+
+    /// Applies the options that can change while running.
+    fn apply_reload(&mut self, fresh: Config) {
+        let c = &mut self.config;
+        c.max_payload = fresh.max_payload;
+        c.max_control_line = fresh.max_control_line;
+        c.max_pending = fresh.max_pending;
+        c.max_connections = fresh.max_connections;
+        c.max_subscriptions = fresh.max_subscriptions;
+        c.ping_interval = fresh.ping_interval;
+        c.ping_max = fresh.ping_max;
+        c.write_deadline = fresh.write_deadline;
+        c.auth = fresh.auth;
+        c.server_name = fresh.server_name;
+        self.limits = Limits {
+            max_control_line: c.max_control_line,
+            max_payload: c.max_payload,
+        };
+        self.info = InfoTemplate::new(&ServerInfo {
+            server_id: &self.server_id,
+            server_name: c.server_name.as_deref().unwrap_or(&self.server_id),
+            host: &c.host,
+            port: self.local_addr.port(),
+            max_payload: c.max_payload,
+            auth_required: c.auth.required(),
+        });
+    }
+}
+
+/// Completes the operation held in `carry` with bytes from `data[*pos..]`,
+/// appending only what it needs. Returns true once `carry` holds exactly one
+/// complete operation, false when `data` ran out first.
+fn complete_carry(
+    carry: &mut Vec<u8>,
+    data: &[u8],
+    pos: &mut usize,
+    limits: &Limits,
+) -> Result<bool, ProtoError> {
+    loop {
+        let need = match parse(carry, limits)? {
+            Parsed::Complete { .. } => return Ok(true),
+            Parsed::Partial(need) => need,
+        };
+        let rest = &data[*pos..];
+        if rest.is_empty() {
+            return Ok(false);
+        }
+        let take = match need {
+            Need::LineEnd => memchr(b'\n', rest).map_or(rest.len(), |i| i + 1),
+            Need::Total(total) => (total - carry.len()).min(rest.len()),
+        };
+        carry.extend_from_slice(&rest[..take]);
+        *pos += take;
+    }
+}
+
+/// A random server id in nats-server's shape: `N` and 55 base-32 characters.
+fn new_server_id() -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut id = String::with_capacity(56);
+    id.push('N');
+    let mut bits = 0u64;
+    let mut left = 0;
+    for _ in 0..55 {
+        if left < 5 {
+            bits = crate::random_u64();
+            left = 64;
+        }
+        id.push(ALPHABET[(bits & 31) as usize] as char);
+        bits >>= 5;
+        left -= 5;
+    }
+    id
+}
