@@ -1,0 +1,364 @@
+//! Test harness: start the `natrium` binary on an ephemeral port and talk
+//! to it over real TCP with a small line-oriented client.
+//!
+//! Every wait is bounded (no test can hang): reads time out after
+//! [`TIMEOUT`], and waiting for a log line or a condition polls with a
+//! deadline rather than sleeping a fixed time and hoping.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Longest any single expectation waits.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A natrium process listening on 127.0.0.1 and an ephemeral port.
+pub struct TestServer {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Every line it logged so far (started with `-D`, so debug included).
+    log: Arc<(Mutex<Vec<String>>, Condvar)>,
+}
+
+impl TestServer {
+    /// Starts `natrium -a 127.0.0.1 -p -1 -D <args>` and waits until it listens.
+    pub fn start(args: &[&str]) -> TestServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_natrium"))
+            .args(["-a", "127.0.0.1", "-p", "-1", "-D"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn natrium");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let log: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let (lines, cv) = &*sink;
+                lines.lock().unwrap().push(line);
+                cv.notify_all();
+            }
+        });
+        let mut server = TestServer {
+            child,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            log,
+        };
+        let line = server
+            .wait_for_log("Listening for client connections on ")
+            .unwrap_or_else(|| panic!("server did not start; log: {:?}", server.log_lines()));
+        let addr = line
+            .rsplit(' ')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .expect("listen address in log line");
+        server.addr = addr;
+        server
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A snapshot of the log.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.0.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) for a log line containing `needle`; returns it.
+    pub fn wait_for_log(&self, needle: &str) -> Option<String> {
+        self.wait_for_log_where(|l| l.contains(needle))
+    }
+
+    /// Waits (bounded) for a log line satisfying `pred`; returns it.
+    pub fn wait_for_log_where(&self, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + TIMEOUT;
+        let (lines, cv) = &*self.log;
+        let mut guard = lines.lock().unwrap();
+        loop {
+            if let Some(l) = guard.iter().find(|l| pred(l)) {
+                return Some(l.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            guard = cv.wait_timeout(guard, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Waits until the server reports it holds no connections and no
+    /// subscriptions (the debug line logged whenever a connection is dropped).
+    pub fn wait_until_empty(&self) -> bool {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let last = self
+                .log_lines()
+                .into_iter()
+                .rev()
+                .find(|l| l.contains("Client connection closed ("));
+            if last.is_some_and(|l| l.contains("(connections: 0, subscriptions: 0)")) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Resident memory of the server process in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc status")
+    }
+
+    /// Sends a signal to the server (via `kill`).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{sig}"), self.pid().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits (bounded) for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A raw connection that has read INFO (nothing sent yet).
+    pub fn raw(&self) -> Conn {
+        let mut c = Conn::connect(self.addr);
+        let info = c.line();
+        assert!(info.starts_with("INFO {"), "expected INFO, got {info:?}");
+        c
+    }
+
+    /// A connection after `CONNECT {"verbose":false,"pedantic":false,...}` and PING/PONG.
+    pub fn client(&self) -> Conn {
+        self.client_with(r#""verbose":false,"pedantic":false"#)
+    }
+
+    /// A connection after `CONNECT {<fields>}` and PING/PONG.
+    pub fn client_with(&self, fields: &str) -> Conn {
+        let mut c = self.raw();
+        c.send(format!("CONNECT {{{fields}}}\r\nPING\r\n").as_bytes());
+        c.expect("PONG");
+        c
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A message received by a [`Conn`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Msg {
+    /// MSG or HMSG.
+    pub verb: String,
+    /// Subject it was published to.
+    pub subject: String,
+    /// Subscription id.
+    pub sid: String,
+    /// Reply subject.
+    pub reply: Option<String>,
+    /// Header block (HMSG only).
+    pub headers: Option<Vec<u8>>,
+    /// Payload.
+    pub payload: Vec<u8>,
+}
+
+/// A blocking TCP connection with a read buffer and timeouts.
+pub struct Conn {
+    /// The socket.
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    /// Connects (no protocol exchanged yet).
+    pub fn connect(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Writes all bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Reads more into the buffer; false on EOF.
+    fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 65536];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => false,
+            Err(e) => panic!(
+                "read failed (timeout?): {e}; buffered: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            ),
+        }
+    }
+
+    /// The next line without its CRLF; panics on timeout or EOF.
+    pub fn line(&mut self) -> String {
+        self.try_line()
+            .expect("connection closed while waiting for a line")
+    }
+
+    /// The next line, or None on EOF.
+    pub fn try_line(&mut self) -> Option<String> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                let text = String::from_utf8_lossy(&line);
+                return Some(text.trim_end_matches(['\r', '\n']).to_string());
+            }
+            if !self.fill() {
+                return None;
+            }
+        }
+    }
+
+    /// Exactly `n` bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            assert!(self.fill(), "connection closed while waiting for {n} bytes");
+        }
+        self.buf.drain(..n).collect()
+    }
+
+    /// Asserts the next line equals `want`.
+    pub fn expect(&mut self, want: &str) {
+        let got = self.line();
+        assert_eq!(got, want);
+    }
+
+    /// Asserts the next line is `-ERR '<text>'`.
+    pub fn expect_err(&mut self, text: &str) {
+        self.expect(&format!("-ERR '{text}'"));
+    }
+
+    /// Asserts the server closes the connection with nothing more to say.
+    pub fn expect_eof(&mut self) {
+        if let Some(line) = self.try_line() {
+            panic!("expected the connection to close, got {line:?}");
+        }
+    }
+
+    /// Reads one MSG or HMSG (with its payload).
+    pub fn msg(&mut self) -> Msg {
+        let line = self.line();
+        parse_msg_line(&line, self)
+    }
+
+    /// Sends PING and reads up to its PONG; returns the lines before it.
+    /// Everything the server sent before the PONG has arrived by then.
+    pub fn sync(&mut self) -> Vec<String> {
+        self.send(b"PING\r\n");
+        let mut before = Vec::new();
+        loop {
+            let l = self.line();
+            if l == "PONG" {
+                return before;
+            }
+            before.push(l);
+        }
+    }
+
+    /// Sends PING and collects every MSG before the PONG.
+    pub fn msgs_until_pong(&mut self) -> Vec<Msg> {
+        self.send(b"PING\r\n");
+        let mut msgs = Vec::new();
+        loop {
+            let l = self.line();
+            if l == "PONG" {
+                return msgs;
+            }
+            msgs.push(parse_msg_line(&l, self));
+        }
+    }
+}
+
+fn parse_msg_line(line: &str, conn: &mut Conn) -> Msg {
+    let parts: Vec<&str> = line.split(' ').collect();
+    match parts[0] {
+        "MSG" => {
+            let (reply, size) = match parts.len() {
+                4 => (None, parts[3]),
+                5 => (Some(parts[3].to_string()), parts[4]),
+                _ => panic!("bad MSG line {line:?}"),
+            };
+            let n: usize = size.parse().unwrap();
+            let payload = conn.bytes(n);
+            assert_eq!(conn.bytes(2), b"\r\n");
+            Msg {
+                verb: "MSG".into(),
+                subject: parts[1].into(),
+                sid: parts[2].into(),
+                reply,
+                headers: None,
+                payload,
+            }
+        }
+        "HMSG" => {
+            let (reply, h, t) = match parts.len() {
+                5 => (None, parts[3], parts[4]),
+                6 => (Some(parts[3].to_string()), parts[4], parts[5]),
+                _ => panic!("bad HMSG line {line:?}"),
+            };
+            let h: usize = h.parse().unwrap();
+            let t: usize = t.parse().unwrap();
+            let mut data = conn.bytes(t);
+            assert_eq!(conn.bytes(2), b"\r\n");
+            let payload = data.split_off(h);
+            Msg {
+                verb: "HMSG".into(),
+                subject: parts[1].into(),
+                sid: parts[2].into(),
+                reply,
+                headers: Some(data),
+                payload,
+            }
+        }
+        _ => panic!("expected MSG or HMSG, got {line:?}"),
+    }
+}
