@@ -89,10 +89,10 @@ impl AuthConfig {
         if !self.required() {
             return Some(Identity::Anonymous);
         }
-        if let (Some(want), Some(got)) = (&self.token, &connect.auth_token) {
-            if constant_time_eq(want.as_bytes(), got.as_bytes()) {
-                return Some(Identity::Token);
-            }
+        if let (Some(want), Some(got)) = (&self.token, &connect.auth_token)
+            && constant_time_eq(want.as_bytes(), got.as_bytes())
+        {
+            return Some(Identity::Token);
         }
         let name = connect.user.as_deref()?;
         let user = self.users.iter().find(|u| u.name == name)?;

@@ -187,10 +187,9 @@ where
             Some((n, v)) if n.starts_with('-') => (n.to_string(), Some(v.to_string())),
             _ => (raw.clone(), None),
         };
-        let name = if name.starts_with("--") {
-            format!("--{}", name[2..].replace('-', "_"))
-        } else {
-            name
+        let name = match name.strip_prefix("--") {
+            Some(long) => format!("--{}", long.replace('-', "_")),
+            None => name,
         };
         if !name.starts_with('-') {
             return err(format!("unexpected argument '{raw}' (see --help)"));

@@ -73,11 +73,11 @@ impl Server {
 
     /// `+OK` for a verbose client.
     fn ok(&mut self, key: usize) {
-        if let Some(client) = self.clients.get_mut(key) {
-            if client.opts.verbose {
-                client.out.extend_from_slice(proto::OK);
-                self.mark_dirty(key);
-            }
+        if let Some(client) = self.clients.get_mut(key)
+            && client.opts.verbose
+        {
+            client.out.extend_from_slice(proto::OK);
+            self.mark_dirty(key);
         }
     }
 
@@ -176,11 +176,11 @@ impl Server {
         let Some(&id) = client.subs.get(sid) else {
             return;
         };
-        if let (Some(max), Some(sub)) = (max, self.subs.get_mut(id)) {
-            if sub.delivered < max {
-                sub.max = Some(max);
-                return;
-            }
+        if let (Some(max), Some(sub)) = (max, self.subs.get_mut(id))
+            && sub.delivered < max
+        {
+            sub.max = Some(max);
+            return;
         }
         self.remove_sub(id);
     }

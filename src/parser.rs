@@ -429,16 +429,11 @@ mod tests {
             pending.extend_from_slice(&stream[last..cut]);
             last = cut;
             let mut pos = 0;
-            loop {
-                match parse(&pending[pos..], &limits())? {
-                    Parsed::Complete { op, len } => {
-                        if let Some(op) = op {
-                            out.push(owned(&op));
-                        }
-                        pos += len;
-                    }
-                    Parsed::Partial(_) => break,
+            while let Parsed::Complete { op, len } = parse(&pending[pos..], &limits())? {
+                if let Some(op) = op {
+                    out.push(owned(&op));
                 }
+                pos += len;
             }
             pending.drain(..pos);
         }

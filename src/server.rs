@@ -257,11 +257,11 @@ impl Server {
                 self.next_tick = now + self.tick;
             }
             self.end_of_turn(now);
-            if let Some(deadline) = self.shutdown_deadline {
-                if self.clients.is_empty() || now >= deadline {
-                    info!("Server Exiting..");
-                    return Ok(());
-                }
+            if let Some(deadline) = self.shutdown_deadline
+                && (self.clients.is_empty() || now >= deadline)
+            {
+                info!("Server Exiting..");
+                return Ok(());
             }
         }
     }
@@ -405,10 +405,10 @@ impl Server {
                         Err(e) => Err(e),
                     };
                     carry.clear();
-                    if let Err(e) = result {
-                        if !self.handle_error(key, e) {
-                            return;
-                        }
+                    if let Err(e) = result
+                        && !self.handle_error(key, e)
+                    {
+                        return;
                     }
                 }
                 Ok(false) => {
@@ -426,10 +426,10 @@ impl Server {
                 Ok(Parsed::Complete { op, len }) => {
                     if let Some(op) = op {
                         self.trace_op(key, &data[pos..pos + len]);
-                        if let Err(e) = self.dispatch(key, op) {
-                            if !self.handle_error(key, e) {
-                                return;
-                            }
+                        if let Err(e) = self.dispatch(key, op)
+                            && !self.handle_error(key, e)
+                        {
+                            return;
                         }
                     }
                     pos += len;
@@ -476,11 +476,11 @@ impl Server {
     /// Puts a client on this turn's flush list.
     #[inline]
     pub(crate) fn mark_dirty(&mut self, key: usize) {
-        if let Some(client) = self.clients.get_mut(key) {
-            if !client.dirty {
-                client.dirty = true;
-                self.dirty.push(key);
-            }
+        if let Some(client) = self.clients.get_mut(key)
+            && !client.dirty
+        {
+            client.dirty = true;
+            self.dirty.push(key);
         }
     }
 
@@ -863,7 +863,10 @@ impl Server {
 /// Completes the operation held in `carry` with bytes from `data[*pos..]`,
 /// appending only what it needs. Returns true once `carry` holds exactly one
 /// complete operation, false when `data` ran out first.
-fn complete_carry(
+///
+/// Public so that the parser fuzz target and property tests drive the very
+/// carry logic the server uses.
+pub fn complete_carry(
     carry: &mut Vec<u8>,
     data: &[u8],
     pos: &mut usize,

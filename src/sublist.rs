@@ -113,7 +113,7 @@ pub fn subject_matches(filter: &[u8], subject: &[u8]) -> bool {
     for f in tokens(filter) {
         match subj.next() {
             None => return false,
-            Some(s) if s.is_empty() => return false,
+            Some(b"") => return false,
             Some(s) => {
                 if f == b">" {
                     return subj.all(|t| !t.is_empty());
@@ -366,11 +366,11 @@ impl Sublist {
     /// `subject` is literal here (a published `*` is only matched by
     /// wildcard subscriptions); a subject with an empty token matches nothing.
     pub fn matches(&mut self, subject: &[u8]) -> Rc<MatchResult> {
-        if self.cache_enabled {
-            if let Some(hit) = self.cache.get(subject) {
-                self.cache_hits += 1;
-                return Rc::clone(hit);
-            }
+        if self.cache_enabled
+            && let Some(hit) = self.cache.get(subject)
+        {
+            self.cache_hits += 1;
+            return Rc::clone(hit);
         }
         self.cache_misses += 1;
         let mut result = MatchResult::default();
