@@ -173,6 +173,9 @@ pub struct Client {
     pub next_ping: Instant,
     /// Whether the client sent anything since the last keepalive check.
     pub active: bool,
+    /// Whether the client ever answered a server PING (until it has, every
+    /// due PING is sent, as nats-server does to measure the round trip).
+    pub answered_ping: bool,
     /// Whether anything was read or written since the last housekeeping tick
     /// (idle clients give their buffers back).
     pub busy: bool,
@@ -209,6 +212,7 @@ impl Client {
             pings_out: 0,
             next_ping: now,
             active: false,
+            answered_ping: false,
             busy: true,
             phase: Phase::Open,
             in_msgs: 0,

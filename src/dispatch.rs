@@ -39,6 +39,7 @@ impl Server {
             }
             Op::Pong => {
                 client.pings_out = 0;
+                client.answered_ping = true;
                 Ok(())
             }
             Op::Sub {

@@ -735,7 +735,7 @@ impl Server {
             }
             if now >= client.next_ping {
                 client.next_ping = now + self.config.ping_interval;
-                if client.active && client.pings_out == 0 && client.connected {
+                if client.active && client.pings_out == 0 && client.answered_ping {
                     // Recently heard from: no need to ask.
                 } else if client.pings_out + 1 > self.config.ping_max {
                     errors.push((key, ProtoError::StaleConnection));
