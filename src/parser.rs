@@ -149,6 +149,10 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, ProtoErro
         check_partial_line(buf, limits)?;
         return Ok(Parsed::Partial(Need::LineEnd));
     };
+    // The same check on a complete line, so that the outcome does not depend
+    // on where reads split it (extra whitespace or junk after PING could
+    // otherwise make a line longer than any partial one may be).
+    check_partial_line(&buf[..nl], limits)?;
     let line = match buf[..nl].last() {
         Some(b'\r') => &buf[..nl - 1],
         _ => &buf[..nl],
@@ -651,6 +655,45 @@ mod tests {
         assert_eq!(parse(&line, &limits()), Err(ProtoError::MaxControlLine));
         let garbage = vec![b'z'; 5000];
         assert_eq!(parse(&garbage, &limits()), Err(ProtoError::UnknownOp));
+    }
+
+    /// Fuzz regression (fuzz/fuzz_targets/parser.rs): a PUB whose verb is
+    /// followed by a long run of whitespace has arguments within the limit,
+    /// but its line is longer than any incomplete line may be. Whole, it was
+    /// accepted (and its tail kept: 94 bytes with a bound of 86); split, it
+    /// was refused. Now it is refused either way.
+    #[test]
+    fn long_line_is_refused_whole_or_split() {
+        let limits = Limits {
+            max_control_line: 64,
+            max_payload: 11,
+        };
+        let stream = b"PUB                       '                                                     PONGfoo 5\r\nx\r\n";
+        assert_eq!(parse(stream, &limits), Err(ProtoError::MaxControlLine));
+        assert_eq!(
+            parse(&stream[..80], &limits),
+            Err(ProtoError::MaxControlLine)
+        );
+        // PING ignores what follows it, but not without bound.
+        let mut ping = b"PING ".to_vec();
+        ping.extend(std::iter::repeat_n(b'x', 100));
+        ping.extend_from_slice(b"\r\n");
+        assert_eq!(parse(&ping, &limits), Err(ProtoError::MaxControlLine));
+        assert_eq!(parse(&ping[..90], &limits), Err(ProtoError::MaxControlLine));
+        // A blank line that never seems to end is refused the same way whole.
+        let blank = [&[b' '; 100][..], b"\r\n"].concat();
+        assert_eq!(parse(&blank, &limits), Err(ProtoError::UnknownOp));
+        assert_eq!(parse(&blank[..90], &limits), Err(ProtoError::UnknownOp));
+        // The longest line within the limit still parses.
+        let ok = format!("CONNECT {{\"name\":\"{}\"}}\r\n", "n".repeat(53));
+        assert_eq!(ok.len(), 8 + 64 + 2);
+        assert!(matches!(
+            parse(ok.as_bytes(), &limits),
+            Ok(Parsed::Complete {
+                op: Some(Op::Connect(_)),
+                ..
+            })
+        ));
     }
 
     #[test]
