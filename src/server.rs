@@ -412,6 +412,10 @@ impl Server {
                     }
                 }
                 Ok(false) => {
+                    if self.refuses_hpub(key, &carry) {
+                        self.on_error(key, ProtoError::Malformed);
+                        return;
+                    }
                     self.put_carry(key, carry);
                     return;
                 }
@@ -435,6 +439,10 @@ impl Server {
                     pos += len;
                 }
                 Ok(Parsed::Partial(_)) => {
+                    if self.refuses_hpub(key, &data[pos..]) {
+                        self.on_error(key, ProtoError::Malformed);
+                        return;
+                    }
                     carry.extend_from_slice(&data[pos..]);
                     break;
                 }
@@ -445,6 +453,20 @@ impl Server {
             }
         }
         self.put_carry(key, carry);
+    }
+
+    /// Whether `pending` is an HPUB whose control line is complete (only its
+    /// payload is missing) from a client that did not declare `headers`:
+    /// nats-server closes such a client at the control line, without waiting
+    /// for the payload.
+    fn refuses_hpub(&self, key: usize, pending: &[u8]) -> bool {
+        pending.len() > 4
+            && pending[..4].eq_ignore_ascii_case(b"HPUB")
+            && self.clients.get(key).is_some_and(|c| !c.opts.headers)
+            && matches!(
+                parse(pending, &self.limits),
+                Ok(Parsed::Partial(Need::Total(_)))
+            )
     }
 
     /// Gives a client its carry buffer back.
