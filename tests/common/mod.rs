@@ -362,3 +362,197 @@ fn parse_msg_line(line: &str, conn: &mut Conn) -> Msg {
         _ => panic!("expected MSG or HMSG, got {line:?}"),
     }
 }
+
+// ----- helpers for the protocol suites (tests/protocol.rs and friends) -----
+
+impl TestServer {
+    /// Starts `natrium -D <args>` with no address or port flags of its own
+    /// (for configuration files that choose the listen address), and waits
+    /// until it listens.
+    pub fn start_exact(args: &[&str]) -> TestServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_natrium"))
+            .arg("-D")
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn natrium");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let log: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let (lines, cv) = &*sink;
+                lines.lock().unwrap().push(line);
+                cv.notify_all();
+            }
+        });
+        let mut server = TestServer {
+            child,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            log,
+        };
+        let line = server
+            .wait_for_log("Listening for client connections on ")
+            .unwrap_or_else(|| panic!("server did not start; log: {:?}", server.log_lines()));
+        server.addr = line
+            .rsplit(' ')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .expect("listen address in log line");
+        server
+    }
+
+    /// A fresh connection and the INFO it was greeted with, parsed as JSON
+    /// (after checking the line is `INFO {...}` ended by CRLF).
+    pub fn raw_with_info(&self) -> (Conn, serde_json::Value) {
+        let mut c = Conn::connect(self.addr);
+        let line = c.read_until(b"\r\n");
+        let text = String::from_utf8(line).expect("INFO is UTF-8");
+        let json = text
+            .strip_prefix("INFO ")
+            .unwrap_or_else(|| panic!("expected INFO, got {text:?}"))
+            .trim_end_matches("\r\n");
+        let value = serde_json::from_str(json)
+            .unwrap_or_else(|e| panic!("INFO is not valid JSON ({e}): {text:?}"));
+        (c, value)
+    }
+}
+
+impl Conn {
+    /// Reads up to and including the first occurrence of `end`; returns
+    /// every byte read up to there (bounded by the read timeout).
+    pub fn read_until(&mut self, end: &[u8]) -> Vec<u8> {
+        loop {
+            if let Some(i) = self.buf.windows(end.len()).position(|w| w == end) {
+                return self.buf.drain(..i + end.len()).collect();
+            }
+            assert!(
+                self.fill(),
+                "connection closed while waiting for {:?}; buffered: {:?}",
+                String::from_utf8_lossy(end),
+                String::from_utf8_lossy(&self.buf)
+            );
+        }
+    }
+
+    /// Sends PING and returns every byte before the PONG, exactly as sent.
+    pub fn bytes_until_pong(&mut self) -> Vec<u8> {
+        self.send(b"PING\r\n");
+        let mut got = self.read_until(b"PONG\r\n");
+        got.truncate(got.len() - b"PONG\r\n".len());
+        got
+    }
+
+    /// Asserts that nothing at all arrives before the PONG of a PING.
+    pub fn expect_nothing(&mut self) {
+        let got = self.bytes_until_pong();
+        assert!(
+            got.is_empty(),
+            "expected nothing before PONG, got {:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+
+    /// Writes `bytes` in pieces ending at the given cut offsets (one write
+    /// per piece; the socket has TCP_NODELAY, so each is its own segment).
+    pub fn send_split(&mut self, bytes: &[u8], cuts: &[usize]) {
+        let mut last = 0;
+        for &cut in cuts.iter().chain(std::iter::once(&bytes.len())) {
+            let cut = cut.clamp(last, bytes.len());
+            if cut > last {
+                self.send(&bytes[last..cut]);
+                self.stream.flush().expect("flush");
+                last = cut;
+            }
+        }
+    }
+}
+
+/// The outcome of running the natrium binary to completion.
+#[derive(Debug)]
+pub struct Exit {
+    /// Exit code (None if killed by a signal or by the timeout).
+    pub code: Option<i32>,
+    /// Everything it printed on stdout.
+    pub stdout: String,
+    /// Everything it printed on stderr.
+    pub stderr: String,
+}
+
+/// Runs `natrium <args>` and waits (bounded by [`TIMEOUT`]) for it to exit.
+/// For invocations that must exit by themselves (`--help`, bad config, ...);
+/// a server that keeps running is killed and reported with `code: None`.
+pub fn run_natrium(args: &[&str]) -> Exit {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_natrium"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn natrium");
+    let mut stdout = child.stdout.take().expect("stdout piped");
+    let mut stderr = child.stderr.take().expect("stderr piped");
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + TIMEOUT;
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait natrium") {
+            break status.code();
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Exit {
+        code,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// A configuration file under the temp dir with a unique name, removed on drop.
+pub struct TempConf {
+    /// Where it is.
+    pub path: std::path::PathBuf,
+}
+
+impl TempConf {
+    /// Writes `text` to a fresh file named after `tag`, the process and a counter.
+    pub fn new(tag: &str, text: &str) -> TempConf {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "natrium-test-{tag}-{}-{n}.conf",
+            std::process::id()
+        ));
+        std::fs::write(&path, text).expect("write temp config");
+        TempConf { path }
+    }
+
+    /// The path as a string, for command lines.
+    pub fn arg(&self) -> &str {
+        self.path.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempConf {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
