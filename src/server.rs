@@ -425,7 +425,15 @@ impl Server {
                 }
             }
         }
+        let mut awaiting_auth = self.awaiting_auth(key);
         while pos < data.len() {
+            // Like nats-server, refuse on the first byte of any operation
+            // but CONNECT before authentication, however the rest looks
+            // (blank lines excepted: natrium ignores them).
+            if awaiting_auth && !matches!(data[pos], b'C' | b'c' | b'\r' | b'\n') {
+                self.on_error(key, ProtoError::AuthorizationViolation);
+                return;
+            }
             match parse(&data[pos..], &limits) {
                 Ok(Parsed::Complete { op, len }) => {
                     if let Some(op) = op {
@@ -435,6 +443,7 @@ impl Server {
                         {
                             return;
                         }
+                        awaiting_auth = awaiting_auth && self.awaiting_auth(key);
                     }
                     pos += len;
                 }
@@ -467,6 +476,11 @@ impl Server {
                 parse(pending, &self.limits),
                 Ok(Parsed::Partial(Need::Total(_)))
             )
+    }
+
+    /// Whether client `key` must still authenticate with CONNECT.
+    fn awaiting_auth(&self, key: usize) -> bool {
+        self.config.auth.required() && self.clients.get(key).is_some_and(|c| !c.connected)
     }
 
     /// Gives a client its carry buffer back.
