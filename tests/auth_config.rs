@@ -75,6 +75,27 @@ fn first_operation_must_be_connect_when_auth_is_required() {
 }
 
 #[test]
+fn any_first_operation_but_connect_is_refused_at_once() {
+    // nats-server decides on the first byte: whatever the rest of the line
+    // is (malformed, over a limit, or waiting for a payload), the answer is
+    // the Authorization Violation, before any payload is read.
+    let server = TestServer::start(&["--user", "u", "--pass", "p"]);
+    for input in [
+        &b"SUB foo\r\n"[..],
+        b"FOO bar\r\n",
+        b"MSG foo 1 0\r\n\r\n",
+        b"PUB foo 2000000\r\n",
+        b"PUB foo 10\r\n",
+        b"HPUB foo 12 14\r\n",
+        b"-ERR 'x'\r\n",
+        b"+OK\r\n",
+        b"INFO {}\r\n",
+    ] {
+        expect_violation(&server, input);
+    }
+}
+
+#[test]
 fn auth_timeout_without_connect() {
     let server = TestServer::start(&["--user", "u", "--pass", "p", "--auth_timeout", "100ms"]);
     let mut c = server.raw();
