@@ -372,9 +372,10 @@ pub fn parse_size(token: &[u8]) -> Result<usize, ProtoError> {
 }
 
 /// The optional max of UNSUB: a positive number, or `None` for "remove now"
-/// (missing, zero, negative and non-numeric all mean that in nats-server).
+/// (missing, zero, negative, non-numeric and, as nats-server parses it like
+/// a size, longer than 9 digits all mean that in nats-server).
 fn parse_unsub_max(token: &[u8]) -> Option<u64> {
-    if token.is_empty() || token.len() > 19 || !token.iter().all(u8::is_ascii_digit) {
+    if token.is_empty() || token.len() > 9 || !token.iter().all(u8::is_ascii_digit) {
         return None;
     }
     let n = token
