@@ -379,6 +379,18 @@ fn unsub_non_numeric_or_zero_max_removes_at_once() {
 }
 
 #[test]
+fn unsub_max_longer_than_nine_digits_removes_at_once() {
+    // nats-server parses the max like a size: over 9 digits it is invalid,
+    // which means "no max", i.e. unsubscribe now.
+    let server = TestServer::start(&[]);
+    let mut c = quiet(&server, "");
+    c.send(b"SUB foo 1\r\nSUB foo 2\r\nUNSUB 1 1234567890\r\nUNSUB 2 999999999\r\n");
+    c.send(b"PUB foo 0\r\n\r\n");
+    let msgs = c.msgs_until_pong();
+    assert_eq!(sids(&msgs), ["2".to_string()].into(), "{msgs:?}");
+}
+
+#[test]
 fn unsub_unknown_sid_is_ok_in_verbose() {
     let server = TestServer::start(&[]);
     let mut c = server.raw();
