@@ -166,7 +166,7 @@ pub struct Client {
     /// Must send a valid CONNECT before this instant (when auth is required).
     pub auth_deadline: Option<Instant>,
     /// Subscriptions by sid, pointing into the server's subscription slab.
-    pub subs: FxHashMap<Box<[u8]>, usize>,
+    pub subs: FxHashMap<crate::server::ShortBytes, usize>,
     /// PINGs sent and not answered.
     pub pings_out: u32,
     /// When the next keepalive PING is due.

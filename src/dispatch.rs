@@ -12,6 +12,7 @@ use crate::proto::{self, ConnectInfo};
 use crate::server::{Server, Subscription};
 use crate::sublist::{self, SubId};
 use log::debug;
+use std::num::NonZeroU64;
 use std::time::Instant;
 
 /// nats-server sends the first PING this soon after CONNECT.
@@ -136,13 +137,14 @@ impl Server {
         let Some(client) = self.clients.get_mut(key) else {
             return Ok(());
         };
+        // nats-server checks the limit first, even for a duplicate sid.
+        if max_subs > 0 && client.subs.len() >= max_subs {
+            return Err(ProtoError::MaxSubscriptions);
+        }
         if client.subs.contains_key(sid) {
             // Duplicate sid: nats-server keeps the first and still says +OK.
             self.ok(key);
             return Ok(());
-        }
-        if max_subs > 0 && client.subs.len() >= max_subs {
-            return Err(ProtoError::MaxSubscriptions);
         }
         if !sublist::is_valid_subject(subject) {
             return Err(ProtoError::InvalidSubject);
@@ -177,8 +179,8 @@ impl Server {
         let Some(&id) = client.subs.get(sid) else {
             return;
         };
-        if let (Some(max), Some(sub)) = (max, self.subs.get_mut(id))
-            && sub.delivered < max
+        if let (Some(max), Some(sub)) = (max.and_then(NonZeroU64::new), self.subs.get_mut(id))
+            && sub.delivered < max.get()
         {
             sub.max = Some(max);
             return;
@@ -275,7 +277,7 @@ impl Server {
         if !echo && sub.client == from {
             return false;
         }
-        if sub.max.is_some_and(|max| sub.delivered >= max) {
+        if sub.max.is_some_and(|max| sub.delivered >= max.get()) {
             return false;
         }
         let target = sub.client;
@@ -313,7 +315,7 @@ impl Server {
             self.dirty.push(target);
         }
         sub.delivered += 1;
-        if sub.max == Some(sub.delivered) {
+        if sub.max.is_some_and(|max| max.get() == sub.delivered) {
             self.remove_sub(id);
         }
         true

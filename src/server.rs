@@ -52,21 +52,25 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// nats-server sends the first PING this soon after CONNECT (to measure RTT).
 const FIRST_PING: Duration = Duration::from_secs(2);
 
+/// Bytes that are usually short (sids, subjects): inline up to 16 bytes,
+/// so most subscriptions cost no allocation beyond their slab slot.
+pub type ShortBytes = smallvec::SmallVec<[u8; 16]>;
+
 /// One subscription, owned by the server; the sublist holds its slab key.
 #[derive(Debug)]
 pub struct Subscription {
     /// Slab key of the subscribing client.
     pub client: usize,
     /// The client's id for it, echoed in MSG.
-    pub sid: Box<[u8]>,
+    pub sid: ShortBytes,
     /// Subject filter.
-    pub subject: Box<[u8]>,
+    pub subject: ShortBytes,
     /// Queue group, if any.
     pub queue: Option<Box<[u8]>>,
     /// Messages delivered so far.
     pub delivered: u64,
     /// Remove after this many deliveries (UNSUB with max).
-    pub max: Option<u64>,
+    pub max: Option<std::num::NonZeroU64>,
 }
 
 /// Server-wide counters.

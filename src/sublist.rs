@@ -12,6 +12,8 @@
 //! queue group gets a message is left to the caller (with a rotation
 //! counter kept in the result to make that cheap and fair).
 
+use hashbrown::HashTable;
+use slab::Slab;
 use smallvec::SmallVec;
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -21,8 +23,13 @@ use std::rc::Rc;
 /// Identifies a subscription; the caller owns the mapping to its details.
 pub type SubId = u32;
 
-/// Most cached match results before the cache is emptied and refilled.
+/// Most cached match results.
 const CACHE_MAX: usize = 4096;
+
+/// Once the cache is full, misses are served from a reused scratch result
+/// instead of being cached; after this many such misses the cache is
+/// emptied so that it follows a workload whose subjects change.
+const CACHE_REFRESH_MISSES: u32 = 4 * CACHE_MAX as u32;
 
 /// A small, fast, non-cryptographic hasher (the "Fx" hash used inside
 /// rustc) for trie tokens and the match cache. Subjects are chosen by
@@ -69,9 +76,13 @@ impl Hasher for FxHasher {
         self.add(i as u64);
     }
 
+    /// The multiply in `add` leaves the low bits, which pick the bucket,
+    /// depending only on the low bytes of the input (so "10000" and
+    /// "19999" would collide); fold the high bits down before handing out.
     #[inline]
     fn finish(&self) -> u64 {
-        self.hash
+        let h = self.hash;
+        (h ^ (h >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (h >> 29)
     }
 }
 
@@ -165,76 +176,144 @@ impl QueueGroup {
     }
 }
 
-/// A trie node: the subscriptions whose subject ends here, and the level
-/// below for longer subjects.
+/// Key of a node in [`Sublist::nodes`]; the root is 0, so 0 also means
+/// "no node" in the wildcard links.
+type NodeId = u32;
+
+/// The root node's id.
+const ROOT: NodeId = 0;
+
+/// A subject token, stored inline when it is short (most are) so that the
+/// trie makes no allocation per token.
+#[derive(Debug, Clone)]
+enum Token {
+    Inline { len: u8, bytes: [u8; 22] },
+    Heap(Box<[u8]>),
+}
+
+impl Token {
+    fn new(token: &[u8]) -> Token {
+        let mut bytes = [0u8; 22];
+        match bytes.get_mut(..token.len()) {
+            Some(prefix) => {
+                prefix.copy_from_slice(token);
+                Token::Inline {
+                    len: token.len() as u8,
+                    bytes,
+                }
+            }
+            None => Token::Heap(token.into()),
+        }
+    }
+
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Token::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Token::Heap(b) => b,
+        }
+    }
+}
+
+/// The plain subscriptions of a node: none or one without allocating.
+#[derive(Debug, Default)]
+enum Members {
+    #[default]
+    None,
+    One(SubId),
+    Many(Vec<SubId>),
+}
+
+impl Members {
+    fn push(&mut self, id: SubId) {
+        *self = match std::mem::take(self) {
+            Members::None => Members::One(id),
+            Members::One(first) => Members::Many(vec![first, id]),
+            Members::Many(mut v) => {
+                v.push(id);
+                Members::Many(v)
+            }
+        };
+    }
+
+    fn remove(&mut self, id: SubId) -> bool {
+        match self {
+            Members::None => false,
+            Members::One(x) if *x == id => {
+                *self = Members::None;
+                true
+            }
+            Members::One(_) => false,
+            Members::Many(v) => {
+                let Some(i) = v.iter().position(|&x| x == id) else {
+                    return false;
+                };
+                v.swap_remove(i);
+                if v.len() == 1 {
+                    *self = Members::One(v[0]);
+                }
+                true
+            }
+        }
+    }
+
+    fn as_slice(&self) -> &[SubId] {
+        match self {
+            Members::None => &[],
+            Members::One(x) => std::slice::from_ref(x),
+            Members::Many(v) => v,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Members::None)
+    }
+}
+
+/// The queue groups of a node: name and members.
+type QueueGroups = Vec<(Token, Vec<SubId>)>;
+
+/// A trie node: the subscriptions whose subject ends here, and links to
+/// the next token position. Literal children are not stored in the node but
+/// as edges in the sublist's one edge table, so a node with one child costs
+/// no extra map.
 #[derive(Debug, Default)]
 struct Node {
-    plain: Vec<SubId>,
-    queues: Vec<(Box<[u8]>, Vec<SubId>)>,
-    next: Option<Box<Level>>,
+    plain: Members,
+    queues: Option<Box<QueueGroups>>,
+    /// The `*` child, or [`ROOT`] for none.
+    pwc: NodeId,
+    /// The `>` child, or [`ROOT`] for none.
+    fwc: NodeId,
+    /// Number of literal edges leaving this node.
+    literal_children: u32,
 }
 
 impl Node {
     fn is_empty(&self) -> bool {
-        self.plain.is_empty() && self.queues.is_empty() && self.next.is_none()
+        self.plain.is_empty()
+            && self.queues.is_none()
+            && self.pwc == ROOT
+            && self.fwc == ROOT
+            && self.literal_children == 0
     }
 }
 
-/// One token position: literal children by token, and the `*` and `>`
-/// children apart so matching never hashes a wildcard.
-#[derive(Debug, Default)]
-struct Level {
-    literal: FxHashMap<Box<[u8]>, Node>,
-    pwc: Option<Box<Node>>,
-    fwc: Option<Box<Node>>,
+/// A literal edge: from `parent` through `token` to `child`.
+#[derive(Debug)]
+struct Edge {
+    parent: NodeId,
+    child: NodeId,
+    token: Token,
 }
 
-impl Level {
-    fn is_empty(&self) -> bool {
-        self.literal.is_empty() && self.pwc.is_none() && self.fwc.is_none()
-    }
-
-    /// The child node for `token`, created if missing.
-    fn child_mut(&mut self, token: &[u8]) -> &mut Node {
-        match token {
-            b"*" => self.pwc.get_or_insert_with(Default::default),
-            b">" => self.fwc.get_or_insert_with(Default::default),
-            _ => self.literal.entry(token.into()).or_default(),
-        }
-    }
-
-    /// The child node for `token` if it exists.
-    fn child(&mut self, token: &[u8]) -> Option<&mut Node> {
-        match token {
-            b"*" => self.pwc.as_deref_mut(),
-            b">" => self.fwc.as_deref_mut(),
-            _ => self.literal.get_mut(token),
-        }
-    }
-
-    /// Drops the child for `token` if it no longer holds anything.
-    fn prune(&mut self, token: &[u8]) {
-        match token {
-            b"*" => {
-                if self.pwc.as_ref().is_some_and(|n| n.is_empty()) {
-                    self.pwc = None;
-                }
-            }
-            b">" => {
-                if self.fwc.as_ref().is_some_and(|n| n.is_empty()) {
-                    self.fwc = None;
-                }
-            }
-            _ => {
-                if self.literal.get(token).is_some_and(Node::is_empty) {
-                    self.literal.remove(token);
-                    if self.literal.is_empty() {
-                        self.literal.shrink_to_fit();
-                    }
-                }
-            }
-        }
-    }
+/// The hash of an edge key.
+#[inline]
+fn edge_hash(parent: NodeId, token: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    h.add(u64::from(parent));
+    h.write(token);
+    h.finish()
 }
 
 /// The error for a subject that cannot be subscribed to.
@@ -255,9 +334,12 @@ pub struct SublistStats {
 }
 
 /// The subscription trie with its match cache.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Sublist {
-    root: Level,
+    /// Every trie node; the root has id 0.
+    nodes: Slab<Node>,
+    /// Every literal edge of the trie.
+    edges: HashTable<Edge>,
     count: usize,
     /// Bumped on every insert and remove; the cache belongs to one generation.
     generation: u64,
@@ -266,6 +348,11 @@ pub struct Sublist {
     /// cache entry does not always start with the same member.
     rotation_seed: u32,
     cache_enabled: bool,
+    /// Misses since the cache was last found full.
+    misses_while_full: u32,
+    /// The last uncached result, reused when its previous holder dropped it
+    /// (so a miss on a full cache allocates nothing).
+    scratch: Option<Rc<MatchResult>>,
     cache_hits: u64,
     cache_misses: u64,
 }
@@ -273,16 +360,31 @@ pub struct Sublist {
 impl Sublist {
     /// An empty sublist with the match cache on.
     pub fn new() -> Self {
-        Sublist {
-            cache_enabled: true,
-            ..Default::default()
-        }
+        Sublist::with_cache(true)
     }
 
     /// An empty sublist that walks the trie on every match (for benchmarks
     /// and tests of the trie itself).
     pub fn without_cache() -> Self {
-        Sublist::default()
+        Sublist::with_cache(false)
+    }
+
+    fn with_cache(cache_enabled: bool) -> Self {
+        let mut nodes = Slab::new();
+        nodes.insert(Node::default());
+        Sublist {
+            nodes,
+            edges: HashTable::new(),
+            count: 0,
+            generation: 0,
+            cache: FxHashMap::default(),
+            rotation_seed: 0,
+            cache_enabled,
+            misses_while_full: 0,
+            scratch: None,
+            cache_hits: 0,
+            cache_misses: 0,
+        }
     }
 
     /// Number of subscriptions held.
@@ -312,6 +414,7 @@ impl Sublist {
 
     fn changed(&mut self) {
         self.generation += 1;
+        self.misses_while_full = 0;
         if !self.cache.is_empty() {
             self.cache.clear();
         }
@@ -327,23 +430,22 @@ impl Sublist {
         if !is_valid_subject(subject) {
             return Err(InvalidSubject);
         }
-        let mut toks = tokens(subject);
-        let mut token = toks.next().unwrap_or_default();
-        let mut level = &mut self.root;
-        for next in toks {
-            level = level
-                .child_mut(token)
-                .next
-                .get_or_insert_with(Default::default);
-            token = next;
+        let mut node = ROOT;
+        for token in tokens(subject) {
+            node = self.child_or_insert(node, token);
         }
-        let node = level.child_mut(token);
+        let Some(leaf) = self.nodes.get_mut(node as usize) else {
+            return Err(InvalidSubject);
+        };
         match queue {
-            None => node.plain.push(id),
-            Some(q) => match node.queues.iter_mut().find(|(name, _)| &name[..] == q) {
-                Some((_, members)) => members.push(id),
-                None => node.queues.push((q.into(), vec![id])),
-            },
+            None => leaf.plain.push(id),
+            Some(q) => {
+                let groups = leaf.queues.get_or_insert_with(Default::default);
+                match groups.iter_mut().find(|(name, _)| name.as_bytes() == q) {
+                    Some((_, members)) => members.push(id),
+                    None => groups.push((Token::new(q), vec![id])),
+                }
+            }
         }
         self.count += 1;
         self.changed();
@@ -353,13 +455,131 @@ impl Sublist {
     /// Removes subscription `id` previously inserted with the same subject
     /// and queue. Returns false if it was not there.
     pub fn remove(&mut self, subject: &[u8], queue: Option<&[u8]>, id: SubId) -> bool {
-        let toks: SmallVec<[&[u8]; 16]> = tokens(subject).collect();
-        let removed = remove_from(&mut self.root, &toks, queue, id);
-        if removed {
-            self.count -= 1;
-            self.changed();
+        // The path from the root to the subscription's node.
+        let mut path: SmallVec<[(NodeId, &[u8]); 16]> = SmallVec::new();
+        let mut node = ROOT;
+        for token in tokens(subject) {
+            let Some(child) = self.child(node, token) else {
+                return false;
+            };
+            path.push((child, token));
+            node = child;
         }
-        removed
+        let Some(leaf) = self.nodes.get_mut(node as usize) else {
+            return false;
+        };
+        let removed = match queue {
+            None => leaf.plain.remove(id),
+            Some(q) => match leaf.queues.as_deref_mut() {
+                Some(groups) => match groups.iter().position(|(name, _)| name.as_bytes() == q) {
+                    Some(i) => {
+                        let members = &mut groups[i].1;
+                        let found = match members.iter().position(|&x| x == id) {
+                            Some(j) => {
+                                members.swap_remove(j);
+                                true
+                            }
+                            None => false,
+                        };
+                        if members.is_empty() {
+                            groups.swap_remove(i);
+                        }
+                        if groups.is_empty() {
+                            leaf.queues = None;
+                        }
+                        found
+                    }
+                    None => false,
+                },
+                None => false,
+            },
+        };
+        if !removed {
+            return false;
+        }
+        self.prune(&path);
+        self.count -= 1;
+        self.changed();
+        true
+    }
+
+    /// The child of `node` for `token`, if any.
+    #[inline]
+    fn child(&self, node: NodeId, token: &[u8]) -> Option<NodeId> {
+        let n = self.nodes.get(node as usize)?;
+        let child = match token {
+            b"*" => n.pwc,
+            b">" => n.fwc,
+            _ => {
+                if n.literal_children == 0 {
+                    return None;
+                }
+                return self
+                    .edges
+                    .find(edge_hash(node, token), |e| {
+                        e.parent == node && e.token.as_bytes() == token
+                    })
+                    .map(|e| e.child);
+            }
+        };
+        (child != ROOT).then_some(child)
+    }
+
+    /// The child of `node` for `token`, created if missing.
+    fn child_or_insert(&mut self, node: NodeId, token: &[u8]) -> NodeId {
+        if let Some(child) = self.child(node, token) {
+            return child;
+        }
+        let child = self.nodes.insert(Node::default()) as NodeId;
+        match token {
+            b"*" => self.nodes[node as usize].pwc = child,
+            b">" => self.nodes[node as usize].fwc = child,
+            _ => {
+                self.nodes[node as usize].literal_children += 1;
+                let edge = Edge {
+                    parent: node,
+                    child,
+                    token: Token::new(token),
+                };
+                self.edges.insert_unique(edge_hash(node, token), edge, |e| {
+                    edge_hash(e.parent, e.token.as_bytes())
+                });
+            }
+        }
+        child
+    }
+
+    /// Removes the emptied nodes at the end of `path` (deepest first).
+    fn prune(&mut self, path: &[(NodeId, &[u8])]) {
+        for i in (0..path.len()).rev() {
+            let (node, token) = path[i];
+            if !self.nodes.get(node as usize).is_some_and(Node::is_empty) {
+                return;
+            }
+            self.nodes.remove(node as usize);
+            let parent = if i == 0 { ROOT } else { path[i - 1].0 };
+            let Some(p) = self.nodes.get_mut(parent as usize) else {
+                return;
+            };
+            match token {
+                b"*" => p.pwc = ROOT,
+                b">" => p.fwc = ROOT,
+                _ => {
+                    p.literal_children -= 1;
+                    if let Ok(entry) = self.edges.find_entry(edge_hash(parent, token), |e| {
+                        e.parent == parent && e.token.as_bytes() == token
+                    }) {
+                        entry.remove();
+                    }
+                }
+            }
+        }
+        if self.count == 1 {
+            // The last subscription is going: give the tables back.
+            self.edges
+                .shrink_to_fit(|e| edge_hash(e.parent, e.token.as_bytes()));
+            self.nodes.shrink_to_fit();
+        }
     }
 
     /// The subscriptions matching a published subject. Every token of
@@ -373,118 +593,118 @@ impl Sublist {
             return Rc::clone(hit);
         }
         self.cache_misses += 1;
-        let mut result = MatchResult::default();
+        let cache_it = self.cache_enabled && self.cache_has_room();
+        let mut rc = match self.scratch.take() {
+            Some(r) if !cache_it && Rc::strong_count(&r) == 1 => r,
+            _ => Rc::new(MatchResult::default()),
+        };
+        let Some(result) = Rc::get_mut(&mut rc) else {
+            // Only reachable if someone kept a weak reference; stay correct.
+            return Rc::new(self.walk(subject));
+        };
+        result.plain.clear();
+        result.queues.clear();
         let toks: SmallVec<[&[u8]; 16]> = tokens(subject).collect();
         if toks.iter().all(|t| !t.is_empty()) {
-            collect_matches(&self.root, &toks, &mut result);
+            self.collect_matches(ROOT, &toks, result);
         }
         for group in &mut result.queues {
             self.rotation_seed = self.rotation_seed.wrapping_add(1);
             group.next.set(self.rotation_seed);
         }
-        let result = Rc::new(result);
-        if self.cache_enabled {
-            if self.cache.len() >= CACHE_MAX {
-                self.cache.clear();
-            }
-            self.cache.insert(subject.into(), Rc::clone(&result));
+        if cache_it {
+            self.cache.insert(subject.into(), Rc::clone(&rc));
+        } else {
+            self.scratch = Some(Rc::clone(&rc));
+        }
+        rc
+    }
+
+    /// Whether a new result may go into the cache, refreshing a full cache
+    /// now and then.
+    fn cache_has_room(&mut self) -> bool {
+        if self.cache.len() < CACHE_MAX {
+            return true;
+        }
+        self.misses_while_full += 1;
+        if self.misses_while_full >= CACHE_REFRESH_MISSES {
+            self.misses_while_full = 0;
+            self.cache.clear();
+            return true;
+        }
+        false
+    }
+
+    /// A fresh result for `subject` straight from the trie.
+    fn walk(&self, subject: &[u8]) -> MatchResult {
+        let mut result = MatchResult::default();
+        let toks: SmallVec<[&[u8]; 16]> = tokens(subject).collect();
+        if toks.iter().all(|t| !t.is_empty()) {
+            self.collect_matches(ROOT, &toks, &mut result);
         }
         result
     }
 }
 
-/// Adds a node's subscriptions to a result, merging queue groups by name.
-fn add_node(node: &Node, out: &mut MatchResult) {
-    out.plain.extend_from_slice(&node.plain);
-    for (name, members) in &node.queues {
-        match out.queues.iter_mut().find(|g| g.name == *name) {
-            Some(group) => group.members.extend_from_slice(members),
-            None => out.queues.push(QueueGroup {
-                name: name.clone(),
-                members: members.clone(),
-                next: Cell::new(0),
-            }),
+impl Sublist {
+    /// Collects every subscription at or below `node` matching `toks`.
+    fn collect_matches(&self, node: NodeId, toks: &[&[u8]], out: &mut MatchResult) {
+        let (Some((token, rest)), Some(n)) = (toks.split_first(), self.nodes.get(node as usize))
+        else {
+            return;
+        };
+        if n.fwc != ROOT {
+            self.add_node(n.fwc, out);
         }
-    }
-}
-
-/// Collects every subscription at or below `level` matching `toks`.
-fn collect_matches(level: &Level, toks: &[&[u8]], out: &mut MatchResult) {
-    let Some((token, rest)) = toks.split_first() else {
-        return;
-    };
-    if let Some(fwc) = &level.fwc {
-        add_node(fwc, out);
-    }
-    if let Some(pwc) = &level.pwc {
-        descend(pwc, rest, out);
-    }
-    if let Some(node) = level.literal.get(*token) {
-        descend(node, rest, out);
-    }
-}
-
-/// Continues a match into `node`: it matches if no tokens remain.
-#[inline]
-fn descend(node: &Node, rest: &[&[u8]], out: &mut MatchResult) {
-    if rest.is_empty() {
-        add_node(node, out);
-    } else if let Some(next) = &node.next {
-        collect_matches(next, rest, out);
-    }
-}
-
-/// Removes `id` from the node at `toks` below `level`, pruning emptied nodes.
-fn remove_from(level: &mut Level, toks: &[&[u8]], queue: Option<&[u8]>, id: SubId) -> bool {
-    let Some((token, rest)) = toks.split_first() else {
-        return false;
-    };
-    let Some(node) = level.child(token) else {
-        return false;
-    };
-    let removed = if rest.is_empty() {
-        match queue {
-            None => remove_id(&mut node.plain, id),
-            Some(q) => match node.queues.iter().position(|(name, _)| &name[..] == q) {
-                Some(i) => {
-                    let removed = remove_id(&mut node.queues[i].1, id);
-                    if node.queues[i].1.is_empty() {
-                        node.queues.swap_remove(i);
-                    }
-                    removed
-                }
-                None => false,
-            },
+        if n.pwc != ROOT {
+            self.descend(n.pwc, rest, out);
         }
-    } else {
-        match node.next.as_deref_mut() {
-            Some(next) => {
-                let removed = remove_from(next, rest, queue, id);
-                if next.is_empty() {
-                    node.next = None;
-                }
-                removed
+        if n.literal_children > 0 {
+            let hit = self.edges.find(edge_hash(node, token), |e| {
+                e.parent == node && e.token.as_bytes() == *token
+            });
+            if let Some(edge) = hit {
+                self.descend(edge.child, rest, out);
             }
-            None => false,
         }
-    };
-    if removed {
-        level.prune(token);
     }
-    removed
+
+    /// Continues a match into `node`: it matches if no tokens remain.
+    #[inline]
+    fn descend(&self, node: NodeId, rest: &[&[u8]], out: &mut MatchResult) {
+        if rest.is_empty() {
+            self.add_node(node, out);
+        } else {
+            self.collect_matches(node, rest, out);
+        }
+    }
+
+    /// Adds a node's subscriptions to a result, merging queue groups by name.
+    fn add_node(&self, node: NodeId, out: &mut MatchResult) {
+        let Some(n) = self.nodes.get(node as usize) else {
+            return;
+        };
+        out.plain.extend_from_slice(n.plain.as_slice());
+        for (name, members) in n.queues.iter().flat_map(|q| q.iter()) {
+            match out
+                .queues
+                .iter_mut()
+                .find(|g| &g.name[..] == name.as_bytes())
+            {
+                Some(group) => group.members.extend_from_slice(members),
+                None => out.queues.push(QueueGroup {
+                    name: name.as_bytes().into(),
+                    members: members.clone(),
+                    next: Cell::new(0),
+                }),
+            }
+        }
+    }
 }
 
-/// Removes one `id` from a list (order is not significant).
-fn remove_id(list: &mut Vec<SubId>, id: SubId) -> bool {
-    match list.iter().position(|&x| x == id) {
-        Some(i) => {
-            list.swap_remove(i);
-            if list.is_empty() {
-                *list = Vec::new();
-            }
-            true
-        }
-        None => false,
+impl Default for Sublist {
+    fn default() -> Self {
+        Sublist::new()
     }
 }
 
@@ -584,7 +804,8 @@ mod tests {
             assert!(sl.remove(b"a.*.c", Some(b"q"), 2));
             assert!(sl.matches(b"a.b.c").is_empty());
             assert!(sl.is_empty());
-            assert!(sl.root.is_empty(), "trie left nodes behind: {:?}", sl.root);
+            assert_eq!(sl.nodes.len(), 1, "trie left nodes behind: {:?}", sl.nodes);
+            assert_eq!(sl.edges.len(), 0);
         });
     }
 
