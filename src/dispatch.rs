@@ -6,6 +6,7 @@
 //! buffers. I/O stays in `server.rs`: here bytes are only appended to
 //! buffers, and every client written to is put on the turn's flush list.
 
+use crate::client::CloseReason;
 use crate::error::ProtoError;
 use crate::parser::{Op, Publish};
 use crate::proto::{self, ConnectInfo};
@@ -297,8 +298,17 @@ impl Server {
             + data.len()
             + MSG_FRAME_OVERHEAD;
         if client.pending() + frame > self.config.max_pending {
-            self.slow_consumer(target);
-            return false;
+            // Output is flushed once per turn, so what is queued may be
+            // only what this turn appended: let the socket take what it
+            // can before calling the client slow.
+            if client.write_pending(Instant::now()).is_err() {
+                self.begin_close(target, CloseReason::IoError);
+                return false;
+            }
+            if client.pending() + frame > self.config.max_pending {
+                self.slow_consumer(target);
+                return false;
+            }
         }
         proto::push_msg(
             &mut client.out,
