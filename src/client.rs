@@ -6,7 +6,8 @@
 //! operations out of it and decides what they do. What lives here is the
 //! per-connection bookkeeping and the socket writes.
 
-use crate::auth::Identity;
+use crate::auth::{Credentials, Identity};
+use crate::permissions::ClientPerms;
 use crate::proto::ConnectInfo;
 use crate::sublist::FxHashMap;
 use mio::net::TcpStream;
@@ -163,6 +164,12 @@ pub struct Client {
     pub connected: bool,
     /// Who the client authenticated as.
     pub identity: Option<Identity>,
+    /// The credentials of its CONNECT (checked again on reload).
+    pub creds: Option<Box<Credentials>>,
+    /// The nonce sent in its INFO (only when nkey users are configured).
+    pub nonce: Option<Box<str>>,
+    /// Its permissions; `None` (the common case) allows everything at no cost.
+    pub perms: Option<Box<ClientPerms>>,
     /// Must send a valid CONNECT before this instant (when auth is required).
     pub auth_deadline: Option<Instant>,
     /// Subscriptions by sid, pointing into the server's subscription slab.
@@ -207,6 +214,9 @@ impl Client {
             opts: ClientOptions::default(),
             connected: false,
             identity: None,
+            creds: None,
+            nonce: None,
+            perms: None,
             auth_deadline: None,
             subs: FxHashMap::default(),
             pings_out: 0,

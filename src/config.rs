@@ -6,10 +6,12 @@
 //! module never logs; problems that should not stop the server (an unknown
 //! key, say) are returned as warnings for `main` to log.
 
-use crate::auth::{AuthConfig, User};
+use crate::auth::{AuthConfig, NkeyUser, User};
 use crate::conf::{self, Item, Map, Value};
+use crate::permissions::{Permissions, ResponsePermission, SubjectPermission};
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default client port.
@@ -50,6 +52,11 @@ pub struct Config {
     pub trace: bool,
     /// The file the configuration was read from, for reloads.
     pub config_file: Option<PathBuf>,
+    /// Log to this file instead of stderr (`logfile`).
+    pub logfile: Option<PathBuf>,
+    /// The command line this configuration came from: a reload parses it
+    /// again, so that the file is re-read and flags still override it.
+    pub args: Vec<String>,
 }
 
 impl Default for Config {
@@ -70,6 +77,8 @@ impl Default for Config {
             debug: false,
             trace: false,
             config_file: None,
+            logfile: None,
+            args: Vec::new(),
         }
     }
 }
@@ -215,7 +224,10 @@ where
     }
 
     let mut warnings = Vec::new();
-    let mut config = Config::default();
+    let mut config = Config {
+        args: args.clone(),
+        ..Config::default()
+    };
     let mut check_only = false;
     // The file first, so that flags override it.
     if let Some((_, Some(path))) = flags
@@ -274,6 +286,17 @@ where
     ))
 }
 
+/// The log level for the `debug` and `trace` options.
+pub fn log_level(debug: bool, trace: bool) -> log::LevelFilter {
+    if trace {
+        log::LevelFilter::Trace
+    } else if debug {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    }
+}
+
 /// Checks relations between options, as nats-server does at start-up.
 pub fn validate(config: &Config) -> Result<(), ConfigError> {
     if config.max_payload == 0 {
@@ -296,6 +319,14 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
     }
     if config.auth.timeout.is_zero() {
         return err("authorization timeout must be greater than 0");
+    }
+    if let Some(name) = &config.auth.no_auth_user
+        && config.auth.no_auth_user_entry().is_none()
+        && !config.auth.nkeys.iter().any(|n| &n.nkey == name)
+    {
+        return err(format!(
+            "no_auth_user: \"{name}\" not present as user or nkey in authorization block or account configuration"
+        ));
     }
     Ok(())
 }
@@ -426,13 +457,15 @@ pub fn apply_map(config: &mut Config, map: &Map) -> Result<Vec<String>, ConfigEr
                 let Some(block) = item.value.as_map() else {
                     return Err(at(item, "authorization must be a block { ... }"));
                 };
-                warnings.extend(config.auth.apply_block(block)?);
+                warnings.extend(config.auth.apply_block(item, block)?);
+            }
+            "no_auth_user" => config.auth.no_auth_user = Some(str_value(&entry.key, item)?),
+            "logfile" | "log_file" => {
+                config.logfile = Some(PathBuf::from(str_value(&entry.key, item)?));
             }
             "http_port"
             | "http"
             | "https_port"
-            | "logfile"
-            | "log_file"
             | "logtime"
             | "pid_file"
             | "lame_duck_duration"
@@ -508,45 +541,26 @@ pub fn duration_value(key: &str, item: &Item) -> Result<Duration, ConfigError> {
 }
 
 impl AuthConfig {
-    /// Applies `authorization { ... }`.
-    fn apply_block(&mut self, block: &Map) -> Result<Vec<String>, ConfigError> {
+    /// Applies `authorization { ... }` (`item` is the block, for error positions).
+    fn apply_block(&mut self, item: &Item, block: &Map) -> Result<Vec<String>, ConfigError> {
         let mut warnings = Vec::new();
+        let mut users: Option<Vec<User>> = None;
+        let mut nkeys: Vec<NkeyUser> = Vec::new();
+        let mut defaults: Option<Arc<Permissions>> = None;
         for entry in block.iter() {
-            let item = &entry.value;
+            let value = &entry.value;
             match entry.key.to_ascii_lowercase().as_str() {
-                "user" | "username" => self.file_user = Some(str_value(&entry.key, item)?),
-                "password" | "pass" => self.file_pass = Some(str_value(&entry.key, item)?),
-                "token" => self.token = Some(str_value(&entry.key, item)?),
-                "timeout" => self.timeout = duration_value(&entry.key, item)?,
+                "user" | "username" => self.file_user = Some(str_value(&entry.key, value)?),
+                "password" | "pass" => self.file_pass = Some(str_value(&entry.key, value)?),
+                "token" => self.token = Some(str_value(&entry.key, value)?),
+                "timeout" => self.timeout = duration_value(&entry.key, value)?,
                 "users" => {
-                    let Some(list) = item.value.as_array() else {
-                        return Err(at(item, "'users' must be a list [ ... ]"));
-                    };
-                    for u in list {
-                        let Some(m) = u.value.as_map() else {
-                            return Err(at(
-                                u,
-                                "each user must be a block { user: ..., password: ... }",
-                            ));
-                        };
-                        let mut user = User::default();
-                        for e in m.iter() {
-                            match e.key.to_ascii_lowercase().as_str() {
-                                "user" | "username" => user.name = str_value(&e.key, &e.value)?,
-                                "password" | "pass" => {
-                                    user.password = Some(str_value(&e.key, &e.value)?)
-                                }
-                                _ => warnings.push(format!(
-                                    "{}:{}: user option '{}' is not supported yet and is ignored",
-                                    e.key_pos.line, e.key_pos.col, e.key
-                                )),
-                            }
-                        }
-                        if user.name.is_empty() {
-                            return Err(at(u, "a user needs a 'user' name"));
-                        }
-                        self.users.push(user);
-                    }
+                    let (u, n) = parse_users(value, &mut warnings)?;
+                    users = Some(u);
+                    nkeys = n;
+                }
+                "default_permission" | "default_permissions" | "permissions" => {
+                    defaults = Some(Arc::new(parse_permissions(value)?));
                 }
                 _ => warnings.push(format!(
                     "{}:{}: unknown authorization option '{}' ignored",
@@ -554,14 +568,251 @@ impl AuthConfig {
                 )),
             }
         }
-        if let (Some(u), p) = (self.file_user.take(), self.file_pass.take()) {
-            self.users.push(User {
-                name: u,
-                password: p,
+        let single = self.file_user.is_some() || self.file_pass.is_some();
+        if single && self.token.is_some() {
+            return Err(at(item, "Cannot have a user/pass and token"));
+        }
+        if users.is_some() && self.file_user.is_some() {
+            return Err(at(
+                item,
+                "Can not have a single user/pass and a users array",
+            ));
+        }
+        if users.is_some() && self.token.is_some() {
+            return Err(at(item, "Can not have a token and a users array"));
+        }
+        let mut users = users.unwrap_or_default();
+        // default_permissions apply to listed users (and nkeys) without their own.
+        if let Some(d) = &defaults {
+            for u in &mut users {
+                u.permissions.get_or_insert_with(|| Arc::clone(d));
+            }
+            for n in &mut nkeys {
+                n.permissions.get_or_insert_with(|| Arc::clone(d));
+            }
+        }
+        if let Some(name) = self.file_user.take() {
+            users.push(User {
+                name,
+                password: self.file_pass.take(),
+                permissions: None,
             });
         }
+        self.file_pass = None;
+        self.users = users;
+        self.nkeys = nkeys;
         Ok(warnings)
     }
+}
+
+/// `users: [ {user: .., password: .., permissions: {..}}, {nkey: U.., ..} ]`.
+fn parse_users(
+    item: &Item,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<User>, Vec<NkeyUser>), ConfigError> {
+    let Some(list) = item.value.as_array() else {
+        return Err(at(item, "Expected users field to be an array"));
+    };
+    let mut users: Vec<User> = Vec::new();
+    let mut nkeys: Vec<NkeyUser> = Vec::new();
+    for u in list {
+        let Some(m) = u.value.as_map() else {
+            return Err(at(
+                u,
+                "each user must be a block { user: ..., password: ... } or { nkey: ... }",
+            ));
+        };
+        let mut user = User::default();
+        let mut nkey: Option<String> = None;
+        let mut permissions = None;
+        for e in m.iter() {
+            match e.key.to_ascii_lowercase().as_str() {
+                "user" | "username" => user.name = str_value(&e.key, &e.value)?,
+                "password" | "pass" => user.password = Some(str_value(&e.key, &e.value)?),
+                "nkey" => nkey = Some(str_value(&e.key, &e.value)?),
+                "permission" | "permissions" | "authorization" => {
+                    permissions = Some(Arc::new(parse_permissions(&e.value)?));
+                }
+                "allowed_connection_types" | "connection_types" | "clients" | "account" => warnings
+                    .push(format!(
+                        "{}:{}: user option '{}' is not supported by natrium and is ignored",
+                        e.key_pos.line, e.key_pos.col, e.key
+                    )),
+                _ => warnings.push(format!(
+                    "{}:{}: unknown user option '{}' ignored",
+                    e.key_pos.line, e.key_pos.col, e.key
+                )),
+            }
+        }
+        match nkey {
+            Some(key) => {
+                if !user.name.is_empty() || user.password.is_some() {
+                    return Err(at(u, "Nkey users do not take usernames or passwords"));
+                }
+                if !crate::auth::is_valid_user_nkey(&key) {
+                    return Err(at(u, "Not a valid public nkey for a user"));
+                }
+                if nkeys.iter().any(|n| n.nkey == key) {
+                    return Err(at(u, &format!("Duplicate nkey {key:?} detected")));
+                }
+                nkeys.push(NkeyUser {
+                    nkey: key,
+                    permissions,
+                });
+            }
+            None => {
+                if user.name.is_empty() {
+                    return Err(at(u, "User entry requires a user"));
+                }
+                if users.iter().any(|x| x.name == user.name) {
+                    return Err(at(u, &format!("Duplicate user {:?} detected", user.name)));
+                }
+                user.permissions = permissions;
+                users.push(user);
+            }
+        }
+    }
+    Ok((users, nkeys))
+}
+
+/// `permissions { publish: .., subscribe: .., allow_responses: .. }`.
+pub fn parse_permissions(item: &Item) -> Result<Permissions, ConfigError> {
+    let Some(map) = item.value.as_map() else {
+        return Err(at(
+            item,
+            &format!(
+                "Expected permissions to be a map/struct, got {}",
+                item.value.type_name()
+            ),
+        ));
+    };
+    let mut publish = None;
+    let mut subscribe = None;
+    let mut response = None;
+    for e in map.iter() {
+        match e.key.to_ascii_lowercase().as_str() {
+            "pub" | "publish" | "import" => publish = parse_subject_permission(&e.value)?,
+            "sub" | "subscribe" | "export" => subscribe = parse_subject_permission(&e.value)?,
+            "publish_allow_responses" | "allow_responses" => {
+                response = parse_allow_responses(&e.value)?;
+            }
+            _ => {
+                return Err(at(
+                    &e.value,
+                    &format!("Unknown field {:?} parsing permissions", e.key),
+                ));
+            }
+        }
+    }
+    let permissions = Permissions::new(publish, subscribe, response);
+    permissions.validate().map_err(|m| at(item, &m))?;
+    Ok(permissions)
+}
+
+/// `publish`/`subscribe`: a subject, a list, or `{ allow: .., deny: .. }`.
+fn parse_subject_permission(item: &Item) -> Result<Option<SubjectPermission>, ConfigError> {
+    let Some(map) = item.value.as_map() else {
+        return Ok(Some(SubjectPermission {
+            allow: Some(parse_subjects(item)?),
+            deny: Vec::new(),
+        }));
+    };
+    if map.is_empty() {
+        return Ok(None);
+    }
+    let mut p = SubjectPermission::default();
+    for e in map.iter() {
+        match e.key.to_ascii_lowercase().as_str() {
+            "allow" => p.allow = Some(parse_subjects(&e.value)?),
+            "deny" => p.deny = parse_subjects(&e.value)?,
+            _ => {
+                return Err(at(
+                    &e.value,
+                    &format!(
+                        "Unknown field name {:?} parsing subject permissions, only 'allow' or 'deny' are permitted",
+                        e.key
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(Some(p))
+}
+
+/// A subject or a list of subjects.
+fn parse_subjects(item: &Item) -> Result<Vec<String>, ConfigError> {
+    match &item.value {
+        Value::Str(s) => Ok(vec![s.clone()]),
+        Value::Array(list) => list
+            .iter()
+            .map(|i| match &i.value {
+                Value::Str(s) => Ok(s.clone()),
+                _ => Err(at(
+                    i,
+                    "Subject in permissions array cannot be cast to string",
+                )),
+            })
+            .collect(),
+        other => Err(at(
+            item,
+            &format!(
+                "Expected subject permissions to be a subject, or array of subjects, got {}",
+                other.type_name()
+            ),
+        )),
+    }
+}
+
+/// `allow_responses: true` or `{ max: N, expires: "1m" }` (0 keeps the
+/// default, a negative value means no limit).
+fn parse_allow_responses(item: &Item) -> Result<Option<ResponsePermission>, ConfigError> {
+    if let Some(b) = item.value.as_bool() {
+        return Ok(b.then(ResponsePermission::default));
+    }
+    let Some(map) = item.value.as_map() else {
+        return Err(at(
+            item,
+            "error parsing response permissions, expected a boolean or a map",
+        ));
+    };
+    let mut rp = ResponsePermission::default();
+    for e in map.iter() {
+        match e.key.to_ascii_lowercase().as_str() {
+            "max" | "max_msgs" | "max_messages" | "max_responses" => {
+                let n = int_value(&e.key, &e.value)?;
+                if n < 0 {
+                    rp.max = None;
+                } else if n > 0 {
+                    rp.max = Some(n as u64);
+                }
+            }
+            "expires" | "expiration" | "ttl" => {
+                let Some(text) = e.value.as_str() else {
+                    return Err(at(&e.value, "error parsing expires, not a duration string"));
+                };
+                let text = text.trim();
+                if let Some(neg) = text.strip_prefix('-') {
+                    if parse_duration_str(neg).is_none() {
+                        return Err(at(&e.value, &format!("error parsing expires: {text:?}")));
+                    }
+                    rp.expires = None;
+                } else {
+                    let d = parse_duration_str(text)
+                        .ok_or_else(|| at(&e.value, &format!("error parsing expires: {text:?}")))?;
+                    if !d.is_zero() {
+                        rp.expires = Some(d);
+                    }
+                }
+            }
+            _ => {
+                return Err(at(
+                    &e.value,
+                    &format!("Unknown field {:?} parsing permissions", e.key),
+                ));
+            }
+        }
+    }
+    Ok(Some(rp))
 }
 
 #[cfg(test)]
@@ -662,5 +913,261 @@ mod tests {
         assert_eq!(c.auth.users.len(), 1);
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("bogus_key") && warnings[0].starts_with("5:1"));
+    }
+
+    fn load(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
+        let map =
+            conf::parse_str(text, "test.conf", None).map_err(|e| ConfigError(e.to_string()))?;
+        let mut c = Config::default();
+        let w = apply_map(&mut c, &map)?;
+        Ok((c, w))
+    }
+
+    fn load_err(text: &str) -> String {
+        match load(text) {
+            Ok(_) => panic!("expected an error for {text:?}"),
+            Err(e) => e.0,
+        }
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn users_with_permissions_and_defaults() {
+        let (c, w) = load(
+            r#"
+authorization {
+  default_permissions = {
+    publish = "public.>"
+    subscribe = ["public.>", "_INBOX.>"]
+  }
+  users = [
+    { user: sensor, password: "$2a$11$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWX",
+      permissions: {
+        publish: { allow: ["telemetry.>"], deny: ["telemetry.admin.*"] }
+        subscribe: { allow: ["cmd.sensor.*", "jobs.* workers"], deny: "cmd.sensor.admin" }
+        allow_responses: true
+      } }
+    { user: guest, pass: g }
+    { user: svc, password: s, permissions: { allow_responses: { max: 3, expires: "1m" } } }
+  ]
+}
+no_auth_user: guest
+"#,
+        )
+        .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        let a = &c.auth;
+        assert_eq!(a.users.len(), 3);
+        assert_eq!(a.no_auth_user.as_deref(), Some("guest"));
+        let sensor = a.users[0].permissions.as_deref().unwrap();
+        let publish = sensor.publish.as_ref().unwrap();
+        assert_eq!(publish.allow, Some(strings(&["telemetry.>"])));
+        assert_eq!(publish.deny, strings(&["telemetry.admin.*"]));
+        let subscribe = sensor.subscribe.as_ref().unwrap();
+        assert_eq!(
+            subscribe.allow,
+            Some(strings(&["cmd.sensor.*", "jobs.* workers"]))
+        );
+        assert_eq!(subscribe.deny, strings(&["cmd.sensor.admin"]));
+        assert_eq!(sensor.response, Some(ResponsePermission::default()));
+        // The guest has no permissions of its own: the defaults.
+        let guest = a.users[1].permissions.as_deref().unwrap();
+        assert_eq!(
+            guest.publish.as_ref().unwrap().allow,
+            Some(strings(&["public.>"]))
+        );
+        assert_eq!(
+            guest.subscribe.as_ref().unwrap().allow,
+            Some(strings(&["public.>", "_INBOX.>"]))
+        );
+        // allow_responses alone: publish becomes "replies only".
+        let svc = a.users[2].permissions.as_deref().unwrap();
+        assert_eq!(
+            svc.response,
+            Some(ResponsePermission {
+                max: Some(3),
+                expires: Some(Duration::from_secs(60))
+            })
+        );
+        assert_eq!(svc.publish.as_ref().unwrap().allow, Some(Vec::new()));
+        assert!(svc.restricts_publish());
+    }
+
+    #[test]
+    fn allow_responses_forms() {
+        let resp = |v: &str| {
+            let (c, _) = load(&format!(
+                "authorization {{ users: [ {{user: u, password: p, permissions: {{ allow_responses: {v} }} }} ] }}"
+            ))
+            .unwrap();
+            c.auth.users[0].permissions.as_ref().unwrap().response
+        };
+        assert_eq!(resp("true"), Some(ResponsePermission::default()));
+        assert_eq!(resp("false"), None);
+        assert_eq!(
+            resp("{max: -1, expires: \"-1s\"}"),
+            Some(ResponsePermission {
+                max: None,
+                expires: None
+            })
+        );
+        assert_eq!(
+            resp("{max: 0, ttl: \"0s\"}"),
+            Some(ResponsePermission::default())
+        );
+        assert_eq!(
+            resp("{max_responses: 5}"),
+            Some(ResponsePermission {
+                max: Some(5),
+                ..Default::default()
+            })
+        );
+    }
+
+    #[test]
+    fn nkey_users() {
+        let public = nkeys::KeyPair::new_user().public_key();
+        let (c, _) = load(&format!(
+            "authorization {{ default_permissions: {{ publish: \"x\" }}, users: [ {{ nkey: {public} }}, {{ user: a, password: b }} ] }}"
+        ))
+        .unwrap();
+        assert_eq!(c.auth.nkeys.len(), 1);
+        assert_eq!(c.auth.nkeys[0].nkey, public);
+        assert!(c.auth.nkeys[0].permissions.is_some());
+        assert!(c.auth.needs_nonce());
+        assert_eq!(c.auth.users.len(), 1);
+        let account = nkeys::KeyPair::new_account().public_key();
+        assert!(
+            load_err(&format!(
+                "authorization {{ users: [ {{ nkey: {account} }} ] }}"
+            ))
+            .contains("Not a valid public nkey for a user")
+        );
+        assert!(
+            load_err(&format!(
+                "authorization {{ users: [ {{ nkey: {public}, password: x }} ] }}"
+            ))
+            .contains("Nkey users do not take usernames or passwords")
+        );
+        assert!(
+            load_err(&format!(
+                "authorization {{ users: [ {{ nkey: {public} }}, {{ nkey: {public} }} ] }}"
+            ))
+            .contains("Duplicate nkey")
+        );
+    }
+
+    #[test]
+    fn authorization_errors_have_positions() {
+        let cases = [
+            (
+                "authorization { user: a, token: t }",
+                "Cannot have a user/pass and token",
+            ),
+            (
+                "authorization { user: a, password: b, users: [{user: c}] }",
+                "Can not have a single user/pass and a users array",
+            ),
+            (
+                "authorization { token: t, users: [{user: c}] }",
+                "Can not have a token and a users array",
+            ),
+            (
+                "authorization { users: [{user: c}, {user: c}] }",
+                "Duplicate user \"c\" detected",
+            ),
+            (
+                "authorization { users: [{password: c}] }",
+                "User entry requires a user",
+            ),
+            (
+                "authorization { users: [{user: c, permissions: {publsh: x}}] }",
+                "Unknown field \"publsh\" parsing permissions",
+            ),
+            (
+                "authorization { users: [{user: c, permissions: {publish: {allow: x, block: y}}}] }",
+                "only 'allow' or 'deny' are permitted",
+            ),
+            (
+                "authorization { users: [{user: c, permissions: {subscribe: \"a..b\"}}] }",
+                "subject \"a..b\" is not a valid subject",
+            ),
+            (
+                "authorization { users: [{user: c, permissions: {allow_responses: 3}}] }",
+                "expected a boolean or a map",
+            ),
+            (
+                "authorization { users: [{user: c, permissions: \"x\"}] }",
+                "Expected permissions to be a map/struct",
+            ),
+            (
+                "authorization { users: [{user: c}] }\nno_auth_user: nobody",
+                "no_auth_user: \"nobody\" not present",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = load_err(text);
+            assert!(e.contains(want), "{text}: {e}");
+            if !want.starts_with("no_auth_user") {
+                assert!(e.starts_with("test.conf:1:"), "{text}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_forms_and_empty_sections() {
+        let (c, _) = load(
+            "authorization { users: [ {user: a, password: b, permissions: { pub: [\"a\", \"b.*\"], sub: {} } } ] }",
+        )
+        .unwrap();
+        let p = c.auth.users[0].permissions.as_deref().unwrap();
+        assert_eq!(
+            p.publish.as_ref().unwrap().allow,
+            Some(strings(&["a", "b.*"]))
+        );
+        assert_eq!(p.subscribe, None);
+    }
+
+    #[test]
+    fn logfile_monitoring_and_unknown_user_options() {
+        let (c, w) = load(
+            "logfile: \"/tmp/natrium.log\"\nhttp_port: 8222\nauthorization { users: [ {user: a, password: b, account: X, colour: red} ] }\n",
+        )
+        .unwrap();
+        assert_eq!(c.logfile, Some(PathBuf::from("/tmp/natrium.log")));
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w[0].starts_with("2:1") && w[0].contains("http_port"));
+        assert!(w[1].contains("'account'") && w[2].contains("'colour'"));
+    }
+
+    #[test]
+    fn flags_override_the_file_and_are_kept_for_reloads() {
+        let path =
+            std::env::temp_dir().join(format!("natrium-config-unit-{}.conf", std::process::id()));
+        std::fs::write(
+            &path,
+            "port: 5000\nmax_payload: 2KB\nauthorization { users: [ {user: a, password: b} ] }\n",
+        )
+        .unwrap();
+        let args = [
+            "-c",
+            path.to_str().unwrap(),
+            "-p",
+            "6000",
+            "--user",
+            "x",
+            "--pass",
+            "y",
+        ];
+        let c = run(&args);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(c.port, 6000);
+        assert_eq!(c.max_payload, 2048);
+        assert_eq!(c.auth.users.len(), 1);
+        assert_eq!(c.auth.users[0].name, "x");
+        assert_eq!(c.args, strings(&args));
     }
 }

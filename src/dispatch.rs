@@ -30,8 +30,13 @@ impl Server {
             return Ok(());
         };
         if auth_required && !client.connected && !matches!(op, Op::Connect(_)) {
-            return Err(ProtoError::AuthorizationViolation);
+            // With a no_auth_user, a first operation other than CONNECT
+            // logs in as that user (nats-server, for telnet demos).
+            self.no_auth_login(key)?;
         }
+        let Some(client) = self.clients.get_mut(key) else {
+            return Ok(());
+        };
         match op {
             Op::Pub(p) => self.publish(key, &p),
             Op::Ping => {
@@ -93,10 +98,11 @@ impl Server {
         if info.account.is_some() || info.new_account.is_some() {
             return Err(ProtoError::AuthorizationViolation);
         }
-        let identity = self
+        let mut creds = crate::auth::Credentials::from_connect(&info);
+        let authenticated = self
             .config
             .auth
-            .authenticate(&info)
+            .authenticate(&mut creds, client.nonce.as_deref())
             .ok_or(ProtoError::AuthorizationViolation)?;
         let mut opts = client.opts.clone();
         opts.merge(&info);
@@ -109,7 +115,8 @@ impl Server {
         let reconnect = client.connected;
         client.opts = opts;
         client.connected = true;
-        client.identity = Some(identity);
+        client.creds = Some(Box::new(creds));
+        crate::access::apply_login(client, authenticated);
         client.auth_deadline = None;
         client.next_ping = Instant::now() + FIRST_PING.min(self.config.ping_interval);
         debug!(
@@ -138,6 +145,13 @@ impl Server {
         let Some(client) = self.clients.get_mut(key) else {
             return Ok(());
         };
+        if let Some(perms) = client.perms.as_deref_mut()
+            && !perms.can_subscribe(subject, queue)
+        {
+            return Err(crate::access::subscribe_violation(
+                client, subject, queue, sid,
+            ));
+        }
         // nats-server checks the limit first, even for a duplicate sid.
         if max_subs > 0 && client.subs.len() >= max_subs {
             return Err(ProtoError::MaxSubscriptions);
@@ -225,7 +239,15 @@ impl Server {
         if client.opts.pedantic && !sublist::is_valid_literal_subject(p.subject) {
             // Reported, and the message is still delivered (as nats-server does).
             proto::push_err(&mut client.out, "Invalid Publish Subject");
-            self.mark_dirty(key);
+            if !client.dirty {
+                client.dirty = true;
+                self.dirty.push(key);
+            }
+        }
+        if let Some(perms) = client.perms.as_deref_mut()
+            && !perms.can_publish(p.subject)
+        {
+            return Err(crate::access::publish_violation(client, p.subject));
         }
         self.ok(key);
         let Some(client) = self.clients.get(key) else {
@@ -287,6 +309,18 @@ impl Server {
         };
         if client.is_closing() {
             return false;
+        }
+        if let Some(perms) = client.perms.as_deref_mut() {
+            // Only for clients with permissions: the deny filter of an
+            // overlapping wildcard, and reply subjects for allow_responses.
+            if perms.filters_deliveries() && perms.delivery_denied(p.subject) {
+                return false;
+            }
+            if let Some(reply) = p.reply
+                && perms.tracks_replies()
+            {
+                perms.record_reply(reply);
+            }
         }
         let (header_len, data) = match p.header_len {
             Some(h) if h > 0 && client.opts.headers => (Some(h), p.data),

@@ -14,7 +14,12 @@
 //!   and the CONNECT it reads.
 //! - [`sublist`]: subject syntax and the wildcard trie with its match cache.
 //! - [`error`]: protocol errors, their exact `-ERR` texts and whether they close.
-//! - [`auth`]: credentials and checking a CONNECT against them.
+//! - [`auth`]: credentials (passwords, bcrypt, tokens, nkeys) and checking a
+//!   CONNECT against them.
+//! - [`permissions`]: per-user publish/subscribe rules and their
+//!   per-connection caches.
+//! - `access`: applying auth and permissions to connections, on CONNECT and
+//!   on reload.
 //! - [`config`]: options, defaults, the command line, config-file keys.
 //! - [`conf`]: the nats-server configuration file format (syntax only).
 //!
@@ -24,6 +29,7 @@
 //! `deliver` appends a MSG to each subscriber's buffer → `end_of_turn`
 //! writes each touched buffer once.
 
+mod access;
 pub mod auth;
 pub mod client;
 pub mod conf;
@@ -31,6 +37,7 @@ pub mod config;
 mod dispatch;
 pub mod error;
 pub mod parser;
+pub mod permissions;
 pub mod proto;
 pub mod server;
 pub mod sublist;

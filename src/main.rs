@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Check(config) => {
-            init_logging(config.debug, config.trace);
+            init_logging(config.debug, config.trace, None);
             for w in &warnings {
                 log::warn!("{w}");
             }
@@ -31,7 +31,21 @@ fn main() -> ExitCode {
         }
         Command::Run(config) => config,
     };
-    init_logging(config.debug, config.trace);
+    let log_file = match &config.logfile {
+        None => None,
+        Some(path) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(file) => Some(file),
+            Err(e) => {
+                eprintln!("natrium: cannot open log file {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    init_logging(config.debug, config.trace, log_file);
     for w in &warnings {
         log::warn!("{w}");
     }
@@ -55,16 +69,23 @@ fn main() -> ExitCode {
     }
 }
 
-/// Info by default, debug with `-D`, trace with `-V`; `RUST_LOG` wins when set.
-fn init_logging(debug: bool, trace: bool) {
-    let level = if trace {
-        "trace"
-    } else if debug {
-        "debug"
+/// Info by default, debug with `-D`, trace with `-V`; `RUST_LOG` wins when
+/// set. Without `RUST_LOG` the level is a global maximum that a reload can
+/// change. Logs go to stderr, or to `log_file` (the `logfile` option).
+fn init_logging(debug: bool, trace: bool, log_file: Option<std::fs::File>) {
+    let mut builder = if std::env::var_os("RUST_LOG").is_some() {
+        env_logger::Builder::from_env(env_logger::Env::default())
     } else {
-        "info"
+        let mut b = env_logger::Builder::new();
+        b.filter_level(log::LevelFilter::Trace);
+        b
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
-        .format_target(false)
-        .init();
+    builder.format_target(false);
+    if let Some(file) = log_file {
+        builder.target(env_logger::Target::Pipe(Box::new(file)));
+    }
+    builder.init();
+    if std::env::var_os("RUST_LOG").is_none() {
+        log::set_max_level(config::log_level(debug, trace));
+    }
 }

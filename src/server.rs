@@ -16,7 +16,7 @@
 //!   dropped at the end of the turn (or after a short grace period).
 
 use crate::client::{Client, CloseReason, Phase};
-use crate::config::Config;
+use crate::config::{Command, Config};
 use crate::error::ProtoError;
 use crate::parser::{Limits, Need, Parsed, parse};
 use crate::proto::{self, InfoTemplate, ServerInfo};
@@ -150,7 +150,7 @@ impl Server {
             host: &config.host,
             port: local_addr.port(),
             max_payload: config.max_payload,
-            auth_required: config.auth.required(),
+            auth_required: config.auth.announce_required(),
         });
         let tick = [
             config.ping_interval,
@@ -321,8 +321,23 @@ impl Server {
         let cid = self.next_cid;
         self.next_cid += 1;
         let mut client = Client::new(cid, stream, addr, now);
-        self.info
-            .push(&mut client.out, cid, &addr.ip().to_string(), None);
+        if self.config.auth.needs_nonce() {
+            // A fresh nonce per connection, for nkey users to sign.
+            match crate::auth::new_nonce() {
+                Ok(nonce) => client.nonce = Some(nonce.into_boxed_str()),
+                Err(e) => {
+                    error!("Cannot generate a nonce for {addr}: {e}; dropping the connection");
+                    let _ = self.poll.registry().deregister(&mut client.stream);
+                    return;
+                }
+            }
+        }
+        self.info.push(
+            &mut client.out,
+            cid,
+            &addr.ip().to_string(),
+            client.nonce.as_deref(),
+        );
         if self.config.auth.required() {
             client.auth_deadline = Some(now + self.config.auth.timeout);
         }
@@ -850,12 +865,25 @@ impl Server {
             warn!("Reload requested, but the server was started without a configuration file");
             return;
         };
-        let mut fresh = Config {
-            config_file: Some(path.clone()),
-            ..Config::default()
+        // The command line is parsed again: the file is re-read and flags
+        // still override it, as at start-up.
+        let parsed = if self.config.args.is_empty() {
+            let mut fresh = Config {
+                config_file: Some(path.clone()),
+                ..Config::default()
+            };
+            crate::config::load_file(&mut fresh, &path).map(|w| (fresh, w))
+        } else {
+            match crate::config::parse_args(self.config.args.clone()) {
+                Ok((Command::Run(c) | Command::Check(c), w)) => Ok((c, w)),
+                Ok(_) => Err(crate::config::ConfigError(
+                    "the command line no longer names a configuration".into(),
+                )),
+                Err(e) => Err(e),
+            }
         };
-        match crate::config::load_file(&mut fresh, &path) {
-            Ok(warnings) => {
+        match parsed {
+            Ok((fresh, warnings)) => {
                 for w in warnings {
                     warn!("{}: {w}", path.display());
                 }
@@ -864,6 +892,9 @@ impl Server {
                         "Reload: the listen address cannot change without a restart; keeping {}",
                         self.local_addr
                     );
+                }
+                if fresh.logfile != self.config.logfile {
+                    warn!("Reload: the log file cannot change without a restart");
                 }
                 self.apply_reload(fresh);
                 info!("Reloaded server configuration");
@@ -885,6 +916,13 @@ impl Server {
         c.write_deadline = fresh.write_deadline;
         c.auth = fresh.auth;
         c.server_name = fresh.server_name;
+        if (c.debug, c.trace) != (fresh.debug, fresh.trace)
+            && std::env::var_os("RUST_LOG").is_none()
+        {
+            log::set_max_level(crate::config::log_level(fresh.debug, fresh.trace));
+        }
+        c.debug = fresh.debug;
+        c.trace = fresh.trace;
         self.limits = Limits {
             max_control_line: c.max_control_line,
             max_payload: c.max_payload,
@@ -895,8 +933,10 @@ impl Server {
             host: &c.host,
             port: self.local_addr.port(),
             max_payload: c.max_payload,
-            auth_required: c.auth.required(),
+            auth_required: c.auth.announce_required(),
         });
+        // Credentials and permissions apply to existing connections too.
+        self.reauthorize_clients();
     }
 }
 
