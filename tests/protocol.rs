@@ -641,6 +641,15 @@ fn no_responders_needs_a_reply_subject_and_a_reply_subscription() {
 }
 
 #[test]
+fn no_responders_is_not_sent_on_a_queue_subscription() {
+    // nats-server only uses a plain subscription of the requester.
+    let server = TestServer::start(&[]);
+    let mut c = quiet(&server, NO_RESPONDERS);
+    c.send(b"SUB _INBOX.x q 1\r\nPUB svc _INBOX.x 0\r\n\r\n");
+    c.expect_nothing();
+}
+
+#[test]
 fn no_responders_without_headers_is_fatal() {
     let server = TestServer::start(&[]);
     let mut c = server.raw();
@@ -721,6 +730,17 @@ fn wildcard_characters_inside_tokens_are_literal() {
         c.bytes_until_pong(),
         b"MSG foo*.bar 1 0\r\n\r\nMSG f>o 2 0\r\n\r\n"
     );
+}
+
+#[test]
+fn utf8_and_nul_bytes_are_ordinary_subject_bytes() {
+    let server = TestServer::start(&[]);
+    let mut c = quiet(&server, "");
+    c.send("SUB caf\u{e9}.* 1\r\nSUB a\0b 2\r\n".as_bytes());
+    c.send("PUB caf\u{e9}.\u{1f600} 0\r\n\r\nPUB cafe.x 0\r\n\r\nPUB a\0b 0\r\n\r\n".as_bytes());
+    let mut want = "MSG caf\u{e9}.\u{1f600} 1 0\r\n\r\n".as_bytes().to_vec();
+    want.extend_from_slice(b"MSG a\0b 2 0\r\n\r\n");
+    assert_eq!(c.bytes_until_pong(), want);
 }
 
 #[test]
@@ -935,6 +955,12 @@ fn max_connections_sends_info_then_closes() {
     second.expect_err("maximum connections exceeded");
     second.expect_eof();
     first.expect_nothing();
+    // Once the first is gone, its slot is free again.
+    drop(first);
+    drop(second);
+    assert!(server.wait_until_empty());
+    let mut third = quiet(&server, "");
+    third.expect_nothing();
 }
 
 #[test]
