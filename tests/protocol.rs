@@ -324,6 +324,11 @@ fn unsub_max_already_reached_removes_at_once() {
     for _ in 0..3 {
         assert!(publish_and_collect(&mut publisher, &mut sub, "foo", b"late").is_empty());
     }
+    // Removed, not just muted: the sid is free for a new subscription.
+    sub.send(b"SUB foo 1\r\n");
+    sub.sync();
+    let msgs = publish_and_collect(&mut publisher, &mut sub, "foo", b"again");
+    assert_eq!(msgs.len(), 1);
 }
 
 #[test]
