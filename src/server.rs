@@ -450,8 +450,12 @@ impl Server {
             // but CONNECT before authentication, however the rest looks
             // (blank lines excepted: natrium ignores them).
             if awaiting_auth && !matches!(data[pos], b'C' | b'c' | b'\r' | b'\n') {
-                self.on_error(key, ProtoError::AuthorizationViolation);
-                return;
+                // ...unless a no_auth_user takes the client in (nats-server).
+                if let Err(e) = self.no_auth_login(key) {
+                    self.on_error(key, e);
+                    return;
+                }
+                awaiting_auth = false;
             }
             match parse(&data[pos..], &limits) {
                 Ok(Parsed::Complete { op, len }) => {
