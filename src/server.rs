@@ -856,10 +856,21 @@ impl Server {
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        self.shutdown_deadline = Some(Instant::now() + SHUTDOWN_GRACE);
+        let grace = Instant::now() + SHUTDOWN_GRACE;
+        self.shutdown_deadline = Some(grace);
         let keys: Vec<usize> = self.clients.iter().map(|(k, _)| k).collect();
         for key in keys {
             self.begin_close(key, CloseReason::ServerShutdown);
+            // The whole shutdown grace to take their last bytes, not just
+            // the close grace of a single connection.
+            if let Some(Phase::Closing {
+                reason: CloseReason::ServerShutdown,
+                deadline,
+                ..
+            }) = self.clients.get_mut(key).map(|c| &mut c.phase)
+            {
+                *deadline = grace;
+            }
         }
     }
 
