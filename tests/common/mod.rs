@@ -556,3 +556,163 @@ impl Drop for TempConf {
         let _ = std::fs::remove_file(&self.path);
     }
 }
+
+// ----- helpers for the limits and churn suites (tests/limits.rs, tests/churn.rs) -----
+
+impl TestServer {
+    /// Like [`TestServer::start`], but runs the binary through
+    /// `sh -c '<prefix>; exec natrium -a 127.0.0.1 -p -1 -D <args>'`, e.g.
+    /// with `ulimit -n 64` as the prefix. `exec` keeps the pid the server's.
+    pub fn start_with_shell_prefix(prefix: &str, args: &[&str]) -> TestServer {
+        let script = format!("{prefix}; exec \"$0\" \"$@\"");
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(env!("CARGO_BIN_EXE_natrium"))
+            .args(["-a", "127.0.0.1", "-p", "-1", "-D"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sh");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let log: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let (lines, cv) = &*sink;
+                lines.lock().unwrap().push(line);
+                cv.notify_all();
+            }
+        });
+        let mut server = TestServer {
+            child,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            log,
+        };
+        let line = server
+            .wait_for_log("Listening for client connections on ")
+            .unwrap_or_else(|| panic!("server did not start; log: {:?}", server.log_lines()));
+        server.addr = line
+            .rsplit(' ')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .expect("listen address in log line");
+        server
+    }
+
+    /// CPU time (user + system) the server has used so far, in clock ticks
+    /// (see [`clock_ticks_per_sec`]), from `/proc/<pid>/stat`.
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the parenthesised command name start at field 3 (state);
+        // utime and stime are fields 14 and 15.
+        let rest = &stat[stat.rfind(')').expect("comm in stat") + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let utime: u64 = fields[11].parse().unwrap();
+        let stime: u64 = fields[12].parse().unwrap();
+        utime + stime
+    }
+
+    /// Waits (bounded) until the log has at least `n` lines containing `needle`.
+    pub fn wait_for_log_count(&self, needle: &str, n: usize) -> bool {
+        let deadline = Instant::now() + TIMEOUT;
+        let (lines, cv) = &*self.log;
+        let mut guard = lines.lock().unwrap();
+        loop {
+            if guard.iter().filter(|l| l.contains(needle)).count() >= n {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            guard = cv.wait_timeout(guard, deadline - now).unwrap().0;
+        }
+    }
+
+    /// A raw connection (nothing sent) and the `client_id` its INFO announced.
+    pub fn raw_with_cid(&self) -> (Conn, u64) {
+        let mut c = Conn::connect(self.addr);
+        let info = c.line();
+        (c, info_u64(&info, "client_id"))
+    }
+}
+
+/// `sysconf(_SC_CLK_TCK)`, via `getconf` (100 on Linux in practice).
+pub fn clock_ticks_per_sec() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+/// A numeric field of an `INFO {json}` line.
+pub fn info_u64(info_line: &str, field: &str) -> u64 {
+    let json = info_line
+        .strip_prefix("INFO ")
+        .unwrap_or_else(|| panic!("expected INFO, got {info_line:?}"));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).expect("INFO JSON");
+    v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no numeric {field} in {info_line:?}"))
+}
+
+impl Conn {
+    /// Writes all bytes; false if the connection is gone (reset, broken pipe).
+    pub fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
+    /// Everything until the server closes the connection (EOF or reset):
+    /// what was buffered plus what arrives. Panics if the read times out
+    /// or more than `cap` bytes arrive.
+    pub fn drain_to_eof(&mut self, cap: usize) -> Vec<u8> {
+        while self.fill() {
+            assert!(
+                self.buf.len() <= cap,
+                "more than {cap} bytes before the close"
+            );
+        }
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Reads until the server closes the connection and returns the MSG
+    /// payloads and the other lines, in order of arrival. Panics on timeout.
+    pub fn msgs_until_eof(&mut self) -> (Vec<Vec<u8>>, Vec<String>) {
+        let mut payloads = Vec::new();
+        let mut others = Vec::new();
+        while let Some(line) = self.try_line() {
+            if line.starts_with("MSG ") {
+                let size: usize = line.rsplit(' ').next().unwrap().parse().unwrap();
+                while self.buf.len() < size + 2 {
+                    assert!(self.fill(), "connection closed inside a MSG payload");
+                }
+                let payload: Vec<u8> = self.buf.drain(..size).collect();
+                assert_eq!(self.buf.drain(..2).collect::<Vec<u8>>(), b"\r\n");
+                payloads.push(payload);
+            } else {
+                others.push(line);
+            }
+        }
+        (payloads, others)
+    }
+}
+
+impl Conn {
+    /// Wraps a stream connected elsewhere (same timeouts as [`Conn::connect`]).
+    pub fn from_stream(stream: TcpStream) -> Conn {
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+}
