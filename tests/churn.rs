@@ -64,10 +64,7 @@ fn ordered_reader_with_progress(
 ) -> std::thread::JoinHandle<usize> {
     std::thread::spawn(move || {
         for i in 0..n {
-            let line = c.line();
-            if line == "PING" {
-                panic!("reader was pinged; ping_interval too short for this test");
-            }
+            let line = c.line_answering_pings();
             let m = common_msg(&mut c, &line);
             assert_eq!(
                 &m[..8],
@@ -141,19 +138,19 @@ fn slow_consumer_is_cut_off_without_hurting_others() {
 
     let (mut stalled, stalled_cid) = server.raw_with_cid();
     stalled.send(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nSUB flood 1\r\n");
-    assert!(stalled.sync().is_empty());
+    assert!(stalled.sync_answering_pings().is_empty());
     let stalled_addr = stalled.stream.local_addr().unwrap();
 
     let mut healthy = server.client();
     healthy.send(b"SUB flood 1\r\n");
-    assert!(healthy.sync().is_empty());
+    assert!(healthy.sync_answering_pings().is_empty());
     let progress = Arc::new(Progress::default());
     let reader = ordered_reader_with_progress(healthy, N, Arc::clone(&progress));
 
     let mut publisher = server.client();
     publish_windowed(&mut publisher, "flood", N, SIZE, WINDOW, &[progress]);
     // The publisher is never held back: its PING is answered after the flood.
-    assert!(publisher.sync().is_empty());
+    assert!(publisher.sync_answering_pings().is_empty());
     assert_eq!(reader.join().expect("healthy subscriber"), N);
 
     // The stalled subscriber was cut off: what it can still read ends in
@@ -198,7 +195,7 @@ fn slow_consumers_among_many_healthy_subscribers() {
     for _ in 0..4 {
         let mut s = server.client();
         s.send(b"SUB fan.> 1\r\n");
-        s.sync();
+        s.sync_answering_pings();
         stalled.push(s);
     }
     let mut readers = Vec::new();
@@ -206,14 +203,14 @@ fn slow_consumers_among_many_healthy_subscribers() {
     for _ in 0..4 {
         let mut h = server.client();
         h.send(b"SUB fan.x 7\r\n");
-        h.sync();
+        h.sync_answering_pings();
         let p = Arc::new(Progress::default());
         readers.push(ordered_reader_with_progress(h, N, Arc::clone(&p)));
         progress.push(p);
     }
     let mut publisher = server.client();
     publish_windowed(&mut publisher, "fan.x", N, SIZE, WINDOW, &progress);
-    assert!(publisher.sync().is_empty());
+    assert!(publisher.sync_answering_pings().is_empty());
     for r in readers {
         assert_eq!(r.join().unwrap(), N);
     }
@@ -291,7 +288,7 @@ fn thousands_of_connections_come_and_go() {
     let server = TestServer::start(&[]);
     let mut watcher = server.client();
     watcher.send(b"SUB churn.> 1\r\n");
-    watcher.sync();
+    watcher.sync_answering_pings();
     let start = Instant::now();
     let mut i = 0;
     while i < TOTAL {
@@ -313,7 +310,7 @@ fn thousands_of_connections_come_and_go() {
         assert!(start.elapsed() < Duration::from_secs(120), "churn too slow");
     }
     // The watcher saw the complete publishes and nothing half-finished.
-    let msgs = watcher.msgs_until_pong();
+    let msgs = watcher.msgs_until_pong_answering_pings();
     assert!(msgs.iter().all(|m| m.payload == b"hello"));
     drop(watcher);
     assert!(
@@ -322,7 +319,7 @@ fn thousands_of_connections_come_and_go() {
     );
     let mut c = server.client();
     c.send(b"SUB a 1\r\nPUB a 2\r\nok\r\n");
-    assert_eq!(c.msgs_until_pong().len(), 1);
+    assert_eq!(c.msgs_until_pong_answering_pings().len(), 1);
 }
 
 // ----- isolation -----
@@ -346,7 +343,7 @@ fn garbage_clients_do_not_disturb_a_stream() {
     let server = TestServer::start(&["--max_control_line", "256"]);
     let mut healthy = server.client();
     healthy.send(b"SUB stream 1\r\n");
-    healthy.sync();
+    healthy.sync_answering_pings();
     let reader = ordered_reader(healthy, N);
     let mut publisher = server.client();
 
@@ -403,7 +400,7 @@ fn garbage_clients_do_not_disturb_a_stream() {
         closed += 1;
     }
     assert_eq!(seq, N);
-    assert!(publisher.sync().is_empty());
+    assert!(publisher.sync_answering_pings().is_empty());
     assert_eq!(reader.join().expect("stream undisturbed"), N);
     assert_eq!(closed, 30);
     drop(publisher);
@@ -464,5 +461,5 @@ fn running_out_of_file_descriptors_does_not_spin() {
     assert!(served > 0);
     let mut c = server.client();
     c.send(b"SUB a 1\r\nPUB a 1\r\nx\r\n");
-    assert_eq!(c.msgs_until_pong().len(), 1);
+    assert_eq!(c.msgs_until_pong_answering_pings().len(), 1);
 }

@@ -20,6 +20,13 @@ fn closed_line(cid: u64) -> impl Fn(&str) -> bool {
     move |l: &str| l.contains(&tag) && l.contains("Client connection closed (")
 }
 
+/// Asserts `-ERR '<text>'` and then the close (server PINGs answered:
+/// natrium pings a client 2 s after CONNECT, which a loaded machine may outlast).
+fn expect_err_then_eof(c: &mut Conn, text: &str) {
+    assert_eq!(c.line_answering_pings(), format!("-ERR '{text}'"));
+    c.expect_eof_answering_pings();
+}
+
 /// A client after CONNECT and PING/PONG, with its `client_id`.
 fn client_with_cid(server: &TestServer) -> (Conn, u64) {
     let (mut c, cid) = server.raw_with_cid();
@@ -44,22 +51,24 @@ fn max_payload_is_inclusive_and_one_more_closes() {
     assert_eq!(info_u64(&c.line(), "max_payload"), 1024);
     c.send(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\n");
     c.send(b"SUB big 1\r\n");
-    c.sync();
+    c.sync_answering_pings();
     let mut publisher = server.client();
     let exact = vec![b'x'; 1024];
     publisher.send(b"PUB big 1024\r\n");
     publisher.send(&exact);
     publisher.send(b"\r\n");
-    assert!(publisher.sync().is_empty(), "1024 bytes must be accepted");
-    let m = c.msg();
+    assert!(
+        publisher.sync_answering_pings().is_empty(),
+        "1024 bytes must be accepted"
+    );
+    let m = c.msg_answering_pings();
     assert_eq!(m.payload, exact);
 
     // One byte more is refused on the control line, before any payload.
     publisher.send(b"PUB big 1025\r\n");
-    publisher.expect_err("Maximum Payload Violation");
-    publisher.expect_eof();
+    expect_err_then_eof(&mut publisher, "Maximum Payload Violation");
     // The subscriber saw nothing of it and is still served.
-    assert!(c.sync().is_empty());
+    assert!(c.sync_answering_pings().is_empty());
 }
 
 // ----- max_control_line -----
@@ -71,25 +80,27 @@ fn max_control_line_counts_argument_bytes() {
     let subject = "s".repeat(62);
     let mut ok = server.client();
     ok.send(format!("SUB {subject} 1\r\n").as_bytes());
-    assert!(ok.sync().is_empty(), "64 argument bytes must be accepted");
+    assert!(
+        ok.sync_answering_pings().is_empty(),
+        "64 argument bytes must be accepted"
+    );
     // `PUB <60 bytes> 2`: 64 as well, and it is delivered.
     let pub_subject = "s".repeat(60);
     ok.send(format!("SUB {pub_subject} 2\r\nPUB {pub_subject} 2\r\nhi\r\n").as_bytes());
-    let msgs = ok.msgs_until_pong();
+    let msgs = ok.msgs_until_pong_answering_pings();
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0].payload, b"hi");
 
     // 65 bytes of arguments.
     let mut over = server.client();
     over.send(format!("SUB {subject}x 1\r\n").as_bytes());
-    over.expect_err("maximum control line exceeded");
-    over.expect_eof();
+    expect_err_then_eof(&mut over, "maximum control line exceeded");
     // The CONNECT JSON counts too.
     let mut c = server.raw();
     c.send(format!("CONNECT {{\"name\":\"{}\"}}\r\n", "n".repeat(60)).as_bytes());
     c.expect_err("maximum control line exceeded");
     c.expect_eof();
-    assert!(ok.sync().is_empty());
+    assert!(ok.sync_answering_pings().is_empty());
 }
 
 /// Sends `prefix` and then `piece` over and over, slowly, until the server
@@ -147,7 +158,7 @@ fn endless_control_line_sent_slowly_is_cut_off() {
         "RSS grew from {rss_before} KiB to {rss_after} KiB"
     );
     let mut c = server.client();
-    assert!(c.sync().is_empty());
+    assert!(c.sync_answering_pings().is_empty());
 }
 
 // ----- keepalive -----
@@ -195,7 +206,7 @@ fn client_answering_pings_stays_connected() {
     }
     // Still connected and served; the last message may precede the PONG.
     let rest: Vec<u8> = c
-        .msgs_until_pong()
+        .msgs_until_pong_answering_pings()
         .into_iter()
         .map(|m| m.payload[0] - b'0')
         .collect();
@@ -219,7 +230,7 @@ fn silent_client_gets_authentication_timeout() {
     silent.expect_err("Authentication Timeout");
     silent.expect_eof();
     // Authenticated in time: not affected by the timeout.
-    assert!(good.sync().is_empty());
+    assert!(good.sync_answering_pings().is_empty());
     // A client that starts CONNECT but never finishes it is timed out too.
     let mut slow = server.raw();
     slow.send(b"CONNECT {\"user\":\"u\",");
@@ -240,7 +251,7 @@ fn connections_over_the_limit_get_info_then_error() {
     c4.expect_err("maximum connections exceeded");
     c4.expect_eof();
     for c in [&mut c1, &mut c2, &mut c3] {
-        assert!(c.sync().is_empty());
+        assert!(c.sync_answering_pings().is_empty());
     }
     // Still full.
     let mut c5 = Conn::connect(server.addr);
@@ -252,10 +263,10 @@ fn connections_over_the_limit_get_info_then_error() {
     assert!(server.wait_for_log_where(closed_line(cid1)).is_some());
     let mut c6 = server.client();
     c6.send(b"SUB x 1\r\n");
-    c6.sync();
+    c6.sync_answering_pings();
     c2.send(b"PUB x 2\r\nok\r\n");
-    c2.sync();
-    assert_eq!(c6.msg().payload, b"ok");
+    c2.sync_answering_pings();
+    assert_eq!(c6.msg_answering_pings().payload, b"ok");
 }
 
 // ----- max_subscriptions -----
@@ -265,11 +276,14 @@ fn subscriptions_over_the_limit_are_refused_but_connection_stays() {
     let server = TestServer::start(&["--max_subscriptions", "2"]);
     let mut c = server.client();
     c.send(b"SUB a 1\r\nSUB b 2\r\nSUB c 3\r\n");
-    assert_eq!(c.sync(), vec!["-ERR 'maximum subscriptions exceeded'"]);
+    assert_eq!(
+        c.sync_answering_pings(),
+        vec!["-ERR 'maximum subscriptions exceeded'"]
+    );
     // Usable, and the refused subscription does not exist.
     c.send(b"PUB a 1\r\nA\r\nPUB c 1\r\nC\r\nPUB b 1\r\nB\r\n");
     let got: Vec<(String, Vec<u8>)> = c
-        .msgs_until_pong()
+        .msgs_until_pong_answering_pings()
         .into_iter()
         .map(|m| (m.sid, m.payload))
         .collect();
@@ -279,14 +293,14 @@ fn subscriptions_over_the_limit_are_refused_but_connection_stays() {
     );
     // The limit is on current subscriptions: after an UNSUB there is room.
     c.send(b"UNSUB 1\r\nSUB c 3\r\nPUB c 1\r\nC\r\n");
-    let got = c.msgs_until_pong();
+    let got = c.msgs_until_pong_answering_pings();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].sid, "3");
     // Verbose clients get the -ERR in place of the +OK.
     let mut v = server.raw();
     v.send(b"CONNECT {\"verbose\":true}\r\nSUB a 1\r\nSUB b 2\r\nSUB c 3\r\n");
     assert_eq!(
-        v.sync(),
+        v.sync_answering_pings(),
         vec!["+OK", "+OK", "+OK", "-ERR 'maximum subscriptions exceeded'"]
     );
 }
@@ -301,7 +315,7 @@ fn shutdown_delivers_pending(sig: &str) {
     let mut server = TestServer::start(&[]);
     let mut sub = server.client();
     sub.send(b"SUB burst 1\r\n");
-    sub.sync();
+    sub.sync_answering_pings();
     let mut publisher = server.client();
     let payload = vec![b'p'; 500];
     let mut batch = Vec::new();
@@ -314,7 +328,7 @@ fn shutdown_delivers_pending(sig: &str) {
     publisher.send(&batch);
     // 4 MB: more than the loopback socket buffers take, so some of it is
     // still in the server's buffer when the signal arrives.
-    assert!(publisher.sync().is_empty());
+    assert!(publisher.sync_answering_pings().is_empty());
     server.signal(sig);
     let (payloads, others) = sub.msgs_until_eof();
     assert!(others.is_empty(), "unexpected lines {others:?}");
@@ -322,7 +336,7 @@ fn shutdown_delivers_pending(sig: &str) {
     for (i, p) in payloads.iter().enumerate() {
         assert_eq!(&p[..8], format!("{i:08}").as_bytes());
     }
-    publisher.expect_eof();
+    publisher.expect_eof_answering_pings();
     assert_eq!(server.wait_exit(), Some(0));
     assert!(
         server.wait_for_log("Server Exiting").is_some(),
@@ -351,7 +365,7 @@ fn shutdown_waits_for_a_late_reader_within_the_grace() {
     let mut server = TestServer::start(&[]);
     let mut sub = server.client();
     sub.send(b"SUB burst 1\r\n");
-    sub.sync();
+    sub.sync_answering_pings();
     let mut publisher = server.client();
     let mut batch = Vec::new();
     for i in 0..N {
@@ -360,7 +374,7 @@ fn shutdown_waits_for_a_late_reader_within_the_grace() {
         batch.extend_from_slice(b"\r\n");
     }
     publisher.send(&batch);
-    assert!(publisher.sync().is_empty());
+    assert!(publisher.sync_answering_pings().is_empty());
     drop(publisher);
     server.signal("TERM");
     assert!(server.wait_for_log("shutting down").is_some());
@@ -379,7 +393,7 @@ fn second_signal_during_shutdown_exits_at_once() {
     // waiting for it.
     let mut stuck = server.client();
     stuck.send(b"SUB s 1\r\n");
-    stuck.sync();
+    stuck.sync_answering_pings();
     let mut publisher = server.client();
     let mut batch = Vec::new();
     for _ in 0..4000 {
@@ -388,7 +402,7 @@ fn second_signal_during_shutdown_exits_at_once() {
         batch.extend_from_slice(b"\r\n");
     }
     publisher.send(&batch);
-    publisher.sync();
+    publisher.sync_answering_pings();
     server.signal("TERM");
     assert!(server.wait_for_log("shutting down").is_some());
     server.signal("TERM");
@@ -403,7 +417,7 @@ fn two_quick_signals_exit_zero() {
     for sigs in [["TERM", "TERM"], ["INT", "TERM"], ["INT", "INT"]] {
         let mut server = TestServer::start(&[]);
         let mut c = server.client();
-        c.sync();
+        c.sync_answering_pings();
         server.signal(sigs[0]);
         server.signal(sigs[1]);
         assert_eq!(server.wait_exit(), Some(0), "signals {sigs:?}");
@@ -418,7 +432,7 @@ fn half_open_reset_and_partial_clients_leave_nothing_behind() {
     let mut sub = server.client();
     // Everything the half-finished publishes below go to.
     sub.send(b"SUB v.a 1\r\nSUB v.b 2\r\n");
-    sub.sync();
+    sub.sync_answering_pings();
 
     // Connect and drop without reading INFO: the unread INFO makes the
     // kernel answer with a reset rather than a FIN.
@@ -448,7 +462,7 @@ fn half_open_reset_and_partial_clients_leave_nothing_behind() {
         c.send(&b"PUB v.b 10\r\n0123456789\r\n"[..12 + cut]);
         c.stream.shutdown(Shutdown::Write).unwrap();
         // The server closes its side without a word.
-        c.expect_eof();
+        c.expect_eof_answering_pings();
     }
     // Half-close right after connecting: the server sees EOF and closes,
     // after the INFO it already sent.
@@ -459,23 +473,23 @@ fn half_open_reset_and_partial_clients_leave_nothing_behind() {
     // A subscriber that disappears with messages on the way to it.
     let mut gone = server.client();
     gone.send(b"SUB v.c 1\r\n");
-    gone.sync();
+    gone.sync_answering_pings();
     let mut publisher = server.client();
     for _ in 0..100 {
         publisher.send(b"PUB v.c 3\r\nabc\r\n");
     }
     drop(gone);
-    publisher.sync();
+    publisher.sync_answering_pings();
 
     // None of the half-finished publishes was delivered.
-    let got = sub.msgs_until_pong();
+    let got = sub.msgs_until_pong_answering_pings();
     assert!(got.is_empty(), "{} partial publishes leaked", got.len());
     drop(publisher);
     drop(sub);
     assert!(server.wait_until_empty(), "log: {:?}", server.log_lines());
     let mut c = server.client();
     c.send(b"SUB z 1\r\nPUB z 1\r\nz\r\n");
-    assert_eq!(c.msgs_until_pong().len(), 1);
+    assert_eq!(c.msgs_until_pong_answering_pings().len(), 1);
 }
 
 #[test]
@@ -484,7 +498,7 @@ fn peer_reset_while_server_writes_is_handled() {
     // A subscriber that is sent a lot and resets (unread data pending).
     let mut victim = server.client();
     victim.send(b"SUB r 1\r\n");
-    victim.sync();
+    victim.sync_answering_pings();
     let mut publisher = server.client();
     let mut batch = Vec::new();
     for _ in 0..500 {
@@ -493,14 +507,14 @@ fn peer_reset_while_server_writes_is_handled() {
         batch.extend_from_slice(b"\r\n");
     }
     publisher.send(&batch);
-    publisher.sync();
+    publisher.sync_answering_pings();
     // Read a little so the server is mid-stream, then vanish.
     let mut some = [0u8; 1000];
     let _ = victim.stream.read(&mut some).unwrap();
     drop(victim);
     publisher.send(&batch);
-    assert!(publisher.sync().is_empty());
+    assert!(publisher.sync_answering_pings().is_empty());
     drop(publisher);
     assert!(server.wait_until_empty(), "log: {:?}", server.log_lines());
-    assert!(server.client().sync().is_empty());
+    assert!(server.client().sync_answering_pings().is_empty());
 }

@@ -684,11 +684,12 @@ impl Conn {
     }
 
     /// Reads until the server closes the connection and returns the MSG
-    /// payloads and the other lines, in order of arrival. Panics on timeout.
+    /// payloads and the other lines (server PINGs answered and left out),
+    /// in order of arrival. Panics on timeout.
     pub fn msgs_until_eof(&mut self) -> (Vec<Vec<u8>>, Vec<String>) {
         let mut payloads = Vec::new();
         let mut others = Vec::new();
-        while let Some(line) = self.try_line() {
+        while let Some(line) = self.try_line_answering_pings() {
             if line.starts_with("MSG ") {
                 let size: usize = line.rsplit(' ').next().unwrap().parse().unwrap();
                 while self.buf.len() < size + 2 {
@@ -713,6 +714,68 @@ impl Conn {
         Conn {
             stream,
             buf: Vec::new(),
+        }
+    }
+}
+
+impl Conn {
+    /// The next line that is not a server `PING`; each `PING` on the way is
+    /// answered with `PONG` (natrium pings every client 2 s after CONNECT,
+    /// which a test on a loaded machine may outlast). None on EOF.
+    pub fn try_line_answering_pings(&mut self) -> Option<String> {
+        loop {
+            let line = self.try_line()?;
+            if line != "PING" {
+                return Some(line);
+            }
+            // The server may have closed already; then there is no one to answer.
+            let _ = self.try_send(b"PONG\r\n");
+        }
+    }
+
+    /// [`Conn::line`] that answers server PINGs on the way.
+    pub fn line_answering_pings(&mut self) -> String {
+        self.try_line_answering_pings()
+            .expect("connection closed while waiting for a line")
+    }
+
+    /// [`Conn::sync`] that answers server PINGs on the way (and leaves them
+    /// out of the lines it returns).
+    pub fn sync_answering_pings(&mut self) -> Vec<String> {
+        self.send(b"PING\r\n");
+        let mut before = Vec::new();
+        loop {
+            let l = self.line_answering_pings();
+            if l == "PONG" {
+                return before;
+            }
+            before.push(l);
+        }
+    }
+
+    /// [`Conn::msgs_until_pong`] that answers server PINGs on the way.
+    pub fn msgs_until_pong_answering_pings(&mut self) -> Vec<Msg> {
+        self.send(b"PING\r\n");
+        let mut msgs = Vec::new();
+        loop {
+            let l = self.line_answering_pings();
+            if l == "PONG" {
+                return msgs;
+            }
+            msgs.push(parse_msg_line(&l, self));
+        }
+    }
+
+    /// [`Conn::msg`] that answers server PINGs on the way.
+    pub fn msg_answering_pings(&mut self) -> Msg {
+        let line = self.line_answering_pings();
+        parse_msg_line(&line, self)
+    }
+
+    /// [`Conn::expect_eof`] that answers server PINGs on the way.
+    pub fn expect_eof_answering_pings(&mut self) {
+        if let Some(line) = self.try_line_answering_pings() {
+            panic!("expected the connection to close, got {line:?}");
         }
     }
 }
