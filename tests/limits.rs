@@ -407,8 +407,13 @@ fn second_signal_during_shutdown_exits_at_once() {
     assert!(server.wait_for_log("shutting down").is_some());
     server.signal("TERM");
     assert_eq!(server.wait_exit(), Some(0));
-    // Whichever way it went (the second signal, or the first finishing),
-    // the process is gone.
+    // The graceful path would wait SHUTDOWN_GRACE (2 s) for the stuck
+    // client; the second signal cut that short.
+    assert!(
+        server.wait_for_log("Exiting now").is_some(),
+        "log: {:?}",
+        server.log_lines()
+    );
     drop(stuck);
 }
 
