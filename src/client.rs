@@ -158,6 +158,10 @@ pub struct Client {
     pub write_interest: bool,
     /// Last time the socket accepted bytes or the buffer was empty.
     pub last_write_progress: Instant,
+    /// Whether the socket has taken only part of the queued output, so the
+    /// byte stream may stop inside a frame (nothing may be written around
+    /// the buffer then).
+    pub mid_frame: bool,
     /// CONNECT options.
     pub opts: ClientOptions,
     /// Whether a CONNECT has been accepted.
@@ -211,6 +215,7 @@ impl Client {
             dirty: false,
             write_interest: false,
             last_write_progress: now,
+            mid_frame: false,
             opts: ClientOptions::default(),
             connected: false,
             identity: None,
@@ -273,8 +278,10 @@ impl Client {
             self.out.clear();
             self.out_pos = 0;
             self.last_write_progress = now;
+            self.mid_frame = false;
             Ok(true)
         } else {
+            self.mid_frame |= self.out_pos > 0;
             // Keep the buffer from creeping: drop the written prefix once
             // it is at least half of it (amortised, one memmove).
             if self.out_pos >= self.out.len() / 2 {

@@ -757,9 +757,12 @@ impl Server {
         );
         client.out.clear();
         client.out_pos = 0;
-        let mut note = Vec::new();
-        proto::push_err(&mut note, "Slow Consumer");
-        let _ = io::Write::write(&mut client.stream, &note);
+        if !client.mid_frame {
+            // Only at a frame boundary, or the client would read garbage.
+            let mut note = Vec::new();
+            proto::push_err(&mut note, "Slow Consumer");
+            let _ = io::Write::write(&mut client.stream, &note);
+        }
         self.begin_close(key, CloseReason::SlowConsumer);
     }
 
