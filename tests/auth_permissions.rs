@@ -794,3 +794,51 @@ fn logfile_receives_the_log() {
     let _ = std::fs::remove_file(&log);
     assert!(found, "no log lines in {}", log.display());
 }
+
+/// The configuration examples of README.md and docs/config.md (the first
+/// ```text block after `marker`), with the environment variable filled in.
+fn documented_example(file: &str, marker: &str) -> String {
+    let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("read documentation");
+    let at = text
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker:?} in {file}"));
+    let start = at + text[at..].find("```text\n").expect("example block") + "```text\n".len();
+    let end = start + text[start..].find("```").expect("end of example block");
+    text[start..end].replace("$DASHBOARD_PASSWORD", "\"dash\"")
+}
+
+#[test]
+fn documented_examples_are_valid_configurations() {
+    for (file, marker) in [
+        ("README.md", "A complete one,"),
+        ("docs/config.md", "## A complete example"),
+    ] {
+        let conf = TempConf::new("doc-example", &documented_example(file, marker));
+        let exit = run_natrium(&["-c", conf.arg(), "-t"]);
+        assert_eq!(exit.code, Some(0), "{file}: {exit:?}");
+        assert!(!exit.stderr.contains("WARN"), "{file}: {exit:?}");
+    }
+    // And it behaves as described (without the log file, on a test port).
+    let text = documented_example("docs/config.md", "## A complete example")
+        .replace("logfile: \"/var/log/natrium.log\"", "");
+    let (server, _conf) = start("doc-example-run", &text);
+    let (_c, info) = server.raw_with_info();
+    assert!(info.get("auth_required").is_none(), "no_auth_user: {info}");
+    assert_eq!(info["max_payload"], 65536);
+    assert!(info["nonce"].as_str().is_some(), "nkey users: a nonce");
+    // Anonymous: may subscribe to public.>, may publish nothing.
+    let mut anon = server.client();
+    anon.send(b"SUB public.news 1\r\nSUB telemetry.> 2\r\nPUB public.news 0\r\n\r\n");
+    assert_eq!(
+        anon.sync(),
+        vec![
+            subscribe_violation("telemetry.>"),
+            publish_violation("public.news")
+        ]
+    );
+    // The dashboard has the default permissions.
+    let mut dash = login(&server, "dashboard", "dash");
+    dash.send(b"SUB telemetry.> 1\r\nPUB ui.click 0\r\n\r\nPUB cmd.sensor-17.reboot 0\r\n\r\n");
+    assert_eq!(dash.sync(), vec![publish_violation("cmd.sensor-17.reboot")]);
+}
