@@ -164,6 +164,9 @@ pub struct Client {
     pub mid_frame: bool,
     /// CONNECT options.
     pub opts: ClientOptions,
+    /// Whether reads are deferred because this client's messages nearly
+    /// filled a subscriber's buffer (see `Server::stall`).
+    pub read_stalled: bool,
     /// Whether a CONNECT has been accepted.
     pub connected: bool,
     /// Who the client authenticated as.
@@ -217,6 +220,7 @@ impl Client {
             last_write_progress: now,
             mid_frame: false,
             opts: ClientOptions::default(),
+            read_stalled: false,
             connected: false,
             identity: None,
             creds: None,

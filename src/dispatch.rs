@@ -354,9 +354,18 @@ impl Server {
         );
         client.out_msgs += 1;
         client.out_bytes += data.len() as u64;
+        // A subscriber that is reading but falling behind: slow the
+        // publisher down rather than cut the subscriber off (server.rs, stall).
+        let nearly_full = client.pending()
+            > self.config.max_pending / crate::server::STALL_DENOMINATOR
+                * crate::server::STALL_NUMERATOR
+            && client.last_write_progress.elapsed() < crate::server::STALL_PROGRESS;
         if !client.dirty {
             client.dirty = true;
             self.dirty.push(target);
+        }
+        if nearly_full {
+            self.stall_reader = Some(target);
         }
         sub.delivered += 1;
         if sub.max.is_some_and(|max| max.get() == sub.delivered) {

@@ -49,6 +49,23 @@ const CLOSE_GRACE: Duration = Duration::from_millis(500);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Pause before accepting again after running out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How long a publisher's reads are deferred when it has filled a
+/// subscriber's buffer past [`STALL_NUMERATOR`]/[`STALL_DENOMINATOR`] of
+/// `max_pending` (nats-server pauses such a publisher for 2 ms too). The
+/// pause is renewed while that subscriber stays that full, up to
+/// [`STALL_MAX`] in all; then the publisher is read again regardless.
+const STALL: Duration = Duration::from_millis(2);
+/// Longest a publisher is held back in one episode.
+const STALL_MAX: Duration = Duration::from_millis(20);
+/// A subscriber counts as reading (and worth waiting for) when its socket
+/// took bytes this recently; one that stopped reading is not waited for,
+/// and is cut off when it reaches `max_pending`.
+pub(crate) const STALL_PROGRESS: Duration = Duration::from_millis(50);
+/// The fill level of a subscriber's pending output (as a fraction of
+/// `max_pending`) above which its publishers are slowed down.
+pub(crate) const STALL_NUMERATOR: usize = 3;
+/// See [`STALL_NUMERATOR`].
+pub(crate) const STALL_DENOMINATOR: usize = 4;
 /// nats-server sends the first PING this soon after CONNECT (to measure RTT).
 const FIRST_PING: Duration = Duration::from_secs(2);
 
@@ -114,6 +131,12 @@ pub struct Server {
     closing: Vec<usize>,
     /// Clients that used their read budget and must be read again.
     readable_backlog: Vec<usize>,
+    /// Set by a delivery that left a reading subscriber's buffer nearly
+    /// full (to that subscriber's key): the client being read is paused
+    /// after the current chunk.
+    pub(crate) stall_reader: Option<usize>,
+    /// Publishers whose reads are deferred.
+    stalled: Vec<Stall>,
     accept_paused_until: Option<Instant>,
     /// Set when shutdown starts: the moment to stop waiting for clients.
     shutdown_deadline: Option<Instant>,
@@ -123,6 +146,19 @@ pub struct Server {
     pub(crate) stats: Stats,
     tick: Duration,
     next_tick: Instant,
+}
+
+/// A publisher whose reads are deferred for a subscriber's sake.
+#[derive(Debug, Clone, Copy)]
+struct Stall {
+    /// The publisher.
+    publisher: usize,
+    /// The subscriber it nearly filled.
+    subscriber: usize,
+    /// When to look again.
+    until: Instant,
+    /// When the episode started (it lasts at most [`STALL_MAX`]).
+    since: Instant,
 }
 
 /// What handling signals asks the loop to do.
@@ -182,6 +218,8 @@ impl Server {
             dirty: Vec::new(),
             closing: Vec::new(),
             readable_backlog: Vec::new(),
+            stall_reader: None,
+            stalled: Vec::new(),
             accept_paused_until: None,
             shutdown_deadline: None,
             open_clients: 0,
@@ -221,7 +259,12 @@ impl Server {
         loop {
             let now = Instant::now();
             let timeout = if self.readable_backlog.is_empty() {
-                self.next_tick.saturating_duration_since(now)
+                let wake = self
+                    .stalled
+                    .iter()
+                    .map(|stall| stall.until)
+                    .fold(self.next_tick, Instant::min);
+                wake.saturating_duration_since(now)
             } else {
                 Duration::ZERO
             };
@@ -235,6 +278,7 @@ impl Server {
             for key in backlog {
                 self.read_client(key, false);
             }
+            self.resume_stalled(Instant::now());
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(),
@@ -370,6 +414,9 @@ impl Server {
             let Some(client) = self.clients.get_mut(key) else {
                 return;
             };
+            if client.read_stalled {
+                return; // resume_stalled reads it when the pause is over
+            }
             let closing = client.is_closing();
             match client.stream.read(&mut self.read_buf) {
                 Ok(0) => {
@@ -390,6 +437,10 @@ impl Server {
                     let drained = may_stop_short && n < buf.len();
                     self.ingest(key, &buf[..n]);
                     self.read_buf = buf;
+                    if let Some(subscriber) = self.stall_reader.take() {
+                        self.stall(key, subscriber);
+                        return;
+                    }
                     if drained {
                         // A short read emptied the socket's queue. With
                         // edge-triggered epoll every later arrival (data or
@@ -415,6 +466,69 @@ impl Server {
             }
         }
         self.readable_backlog.push(key);
+    }
+
+    /// Defers reading from a publisher that has nearly filled a subscriber's
+    /// buffer, so that the subscriber can catch up instead of being cut off
+    /// as a slow consumer. The loop goes on serving everyone else; the
+    /// publisher's unread bytes wait in its socket (TCP slows it down), and
+    /// it is read again after [`STALL`]. A subscriber that does not read at
+    /// all still reaches `max_pending` and is cut off.
+    fn stall(&mut self, key: usize, subscriber: usize) {
+        if let Some(client) = self.clients.get_mut(key) {
+            client.read_stalled = true;
+            let now = Instant::now();
+            self.stalled.push(Stall {
+                publisher: key,
+                subscriber,
+                until: now + STALL,
+                since: now,
+            });
+        }
+    }
+
+    /// Reads again from publishers whose pause is over, or renews the
+    /// pause while the subscriber is still nearly full, still reading, and
+    /// the episode is not too long.
+    fn resume_stalled(&mut self, now: Instant) {
+        if self.stalled.is_empty() {
+            return;
+        }
+        let mut due = Vec::new();
+        let mut waiting = Vec::new();
+        for stall in std::mem::take(&mut self.stalled) {
+            if stall.until > now {
+                waiting.push(stall);
+            } else if now.duration_since(stall.since) < STALL_MAX
+                && self.clients.get(stall.subscriber).is_some_and(|c| {
+                    !c.is_closing()
+                        && self.nearly_full(c.pending())
+                        && now.duration_since(c.last_write_progress) < STALL_PROGRESS
+                })
+            {
+                waiting.push(Stall {
+                    until: now + STALL,
+                    ..stall
+                });
+            } else {
+                due.push(stall.publisher);
+            }
+        }
+        self.stalled = waiting;
+        for key in due {
+            if let Some(client) = self.clients.get_mut(key) {
+                client.read_stalled = false;
+                // Its data may have arrived while paused (no new edge will come).
+                self.read_client(key, false);
+            }
+        }
+    }
+
+    /// Whether a subscriber's pending output is high enough to slow its
+    /// publishers down.
+    #[inline]
+    pub(crate) fn nearly_full(&self, pending: usize) -> bool {
+        pending > self.config.max_pending / STALL_DENOMINATOR * STALL_NUMERATOR
     }
 
     /// Parses and dispatches everything in `data` for client `key`.

@@ -91,9 +91,9 @@ fn common_msg(c: &mut Conn, line: &str) -> Vec<u8> {
 
 // ----- slow consumer -----
 //
-// natrium never slows a publisher down for someone else's sake (protocol.md,
-// "never paused"): a subscriber that falls `max_pending` behind what its
-// socket takes is cut off. A *healthy* subscriber here is one that keeps up
+// A subscriber that stops reading falls `max_pending` behind what its
+// socket takes and is cut off; natrium does not wait for a subscriber that
+// makes no progress (protocol.md, differences). A *healthy* subscriber here is one that keeps up
 // within a window: the publisher never gets more than `WINDOW` messages
 // ahead of what the healthy readers have taken. The window is a little
 // larger than `max_pending`, so the server has to write to the socket
@@ -462,4 +462,53 @@ fn running_out_of_file_descriptors_does_not_spin() {
     let mut c = server.client();
     c.send(b"SUB a 1\r\nPUB a 1\r\nx\r\n");
     assert_eq!(c.msgs_until_pong_answering_pings().len(), 1);
+}
+
+// ----- a subscriber that reads, just slower than its publisher -----
+
+/// A subscriber that keeps reading, only slower than an unthrottled
+/// publisher could write, is not cut off: while its buffer is nearly full
+/// (over 3/4 of `max_pending`) the publisher's reads are deferred for 2 ms
+/// at a time, so TCP slows the publisher down (nats-server's fast-producer
+/// stall does the same). Without that, this subscriber would fall
+/// `max_pending` behind and be cut off as a slow consumer.
+#[test]
+fn a_reading_subscriber_behind_a_fast_publisher_is_not_cut_off() {
+    let _guard = one_at_a_time();
+    const N: usize = 4000;
+    const SIZE: usize = 4096; // 16 MB in all, 64 times max_pending
+    let server = TestServer::start(&["--max_pending", "256KB", "--max_payload", "64KB"]);
+    let mut sub = server.client();
+    sub.send(b"SUB steady 1\r\n");
+    assert!(sub.sync_answering_pings().is_empty());
+    let reader = std::thread::spawn(move || {
+        for i in 0..N {
+            let line = sub.line_answering_pings();
+            let m = common_msg(&mut sub, &line);
+            assert_eq!(&m[..8], format!("{i:08}").as_bytes(), "message {i}");
+            if i % 32 == 31 {
+                // Steady but not fast: at most 128 KiB per millisecond.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        N
+    });
+    let mut publisher = server.client();
+    let mut batch = Vec::new();
+    for seq in 0..N {
+        numbered_pub(&mut batch, "steady", seq, SIZE);
+        if batch.len() >= 256 * 1024 {
+            publisher.send(&batch);
+            batch.clear();
+        }
+    }
+    publisher.send(&batch);
+    assert!(publisher.sync_answering_pings().is_empty());
+    assert_eq!(reader.join().expect("reader"), N);
+    let cut: Vec<String> = server
+        .log_lines()
+        .into_iter()
+        .filter(|l| l.contains("Slow Consumer"))
+        .collect();
+    assert!(cut.is_empty(), "a reading subscriber was cut off: {cut:?}");
 }
