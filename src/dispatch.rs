@@ -16,9 +16,6 @@ use log::debug;
 use std::num::NonZeroU64;
 use std::time::Instant;
 
-/// nats-server sends the first PING this soon after CONNECT.
-const FIRST_PING: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// Bytes a MSG frame adds around subject, sid, reply and data.
 const MSG_FRAME_OVERHEAD: usize = 40;
 
@@ -118,7 +115,8 @@ impl Server {
         client.creds = Some(Box::new(creds));
         crate::access::apply_login(client, authenticated);
         client.auth_deadline = None;
-        client.next_ping = Instant::now() + FIRST_PING.min(self.config.ping_interval);
+        client.next_ping =
+            Instant::now() + crate::server::FIRST_PING.min(self.config.ping_interval);
         debug!(
             "{} CONNECT lang={} version={}",
             client.describe(),

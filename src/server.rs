@@ -67,7 +67,7 @@ pub(crate) const STALL_NUMERATOR: usize = 3;
 /// See [`STALL_NUMERATOR`].
 pub(crate) const STALL_DENOMINATOR: usize = 4;
 /// nats-server sends the first PING this soon after CONNECT (to measure RTT).
-const FIRST_PING: Duration = Duration::from_secs(2);
+pub(crate) const FIRST_PING: Duration = Duration::from_secs(2);
 
 /// Bytes that are usually short (sids, subjects): inline up to 16 bytes,
 /// so most subscriptions cost no allocation beyond their slab slot.
@@ -188,16 +188,13 @@ impl Server {
             max_payload: config.max_payload,
             auth_required: config.auth.announce_required(),
         });
-        let tick = [
-            config.ping_interval,
-            config.auth.timeout,
-            config.write_deadline,
-        ]
-        .into_iter()
-        .min()
-        .unwrap_or(FIRST_PING)
-            / 8;
-        let tick = tick.clamp(Duration::from_millis(5), Duration::from_millis(250));
+        // Timers are checked on a housekeeping tick, fine enough for the
+        // shortest of them.
+        let shortest = config
+            .ping_interval
+            .min(config.auth.timeout)
+            .min(config.write_deadline);
+        let tick = (shortest / 8).clamp(Duration::from_millis(5), Duration::from_millis(250));
         Ok(Server {
             limits: Limits {
                 max_control_line: config.max_control_line,

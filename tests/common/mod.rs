@@ -28,9 +28,17 @@ pub struct TestServer {
 impl TestServer {
     /// Starts `natrium -a 127.0.0.1 -p -1 -D <args>` and waits until it listens.
     pub fn start(args: &[&str]) -> TestServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_natrium"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_natrium"));
+        command
             .args(["-a", "127.0.0.1", "-p", "-1", "-D"])
-            .args(args)
+            .args(args);
+        TestServer::spawn(command)
+    }
+
+    /// Runs `command` (which must start natrium with `-D`, or exec it),
+    /// collects its log, and waits until it says where it listens.
+    fn spawn(mut command: Command) -> TestServer {
+        let mut child = command
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -56,12 +64,11 @@ impl TestServer {
         let line = server
             .wait_for_log("Listening for client connections on ")
             .unwrap_or_else(|| panic!("server did not start; log: {:?}", server.log_lines()));
-        let addr = line
+        server.addr = line
             .rsplit(' ')
             .next()
             .and_then(|a| a.parse().ok())
             .expect("listen address in log line");
-        server.addr = addr;
         server
     }
 
@@ -370,40 +377,9 @@ impl TestServer {
     /// (for configuration files that choose the listen address), and waits
     /// until it listens.
     pub fn start_exact(args: &[&str]) -> TestServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_natrium"))
-            .arg("-D")
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn natrium");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let log: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let (lines, cv) = &*sink;
-                lines.lock().unwrap().push(line);
-                cv.notify_all();
-            }
-        });
-        let mut server = TestServer {
-            child,
-            addr: "127.0.0.1:0".parse().unwrap(),
-            log,
-        };
-        let line = server
-            .wait_for_log("Listening for client connections on ")
-            .unwrap_or_else(|| panic!("server did not start; log: {:?}", server.log_lines()));
-        server.addr = line
-            .rsplit(' ')
-            .next()
-            .and_then(|a| a.parse().ok())
-            .expect("listen address in log line");
-        server
+        let mut command = Command::new(env!("CARGO_BIN_EXE_natrium"));
+        command.arg("-D").args(args);
+        TestServer::spawn(command)
     }
 
     /// A fresh connection and the INFO it was greeted with, parsed as JSON
@@ -564,44 +540,14 @@ impl TestServer {
     /// `sh -c '<prefix>; exec natrium -a 127.0.0.1 -p -1 -D <args>'`, e.g.
     /// with `ulimit -n 64` as the prefix. `exec` keeps the pid the server's.
     pub fn start_with_shell_prefix(prefix: &str, args: &[&str]) -> TestServer {
-        let script = format!("{prefix}; exec \"$0\" \"$@\"");
-        let mut child = Command::new("sh")
+        let mut command = Command::new("sh");
+        command
             .arg("-c")
-            .arg(script)
+            .arg(format!("{prefix}; exec \"$0\" \"$@\""))
             .arg(env!("CARGO_BIN_EXE_natrium"))
             .args(["-a", "127.0.0.1", "-p", "-1", "-D"])
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sh");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let log: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let (lines, cv) = &*sink;
-                lines.lock().unwrap().push(line);
-                cv.notify_all();
-            }
-        });
-        let mut server = TestServer {
-            child,
-            addr: "127.0.0.1:0".parse().unwrap(),
-            log,
-        };
-        let line = server
-            .wait_for_log("Listening for client connections on ")
-            .unwrap_or_else(|| panic!("server did not start; log: {:?}", server.log_lines()));
-        server.addr = line
-            .rsplit(' ')
-            .next()
-            .and_then(|a| a.parse().ok())
-            .expect("listen address in log line");
-        server
+            .args(args);
+        TestServer::spawn(command)
     }
 
     /// CPU time (user + system) the server has used so far, in clock ticks
