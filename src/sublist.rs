@@ -223,6 +223,8 @@ enum Members {
     #[default]
     None,
     One(SubId),
+    // The Box is the point: it keeps the enum at 16 bytes.
+    #[allow(clippy::box_collection)]
     Many(Box<Vec<SubId>>),
 }
 
