@@ -6,16 +6,9 @@ use common::{Conn, TempConf, TestServer, run_natrium};
 
 /// Sends `input` on a fresh connection and expects the auth -ERR then EOF.
 fn expect_violation(server: &TestServer, input: &[u8]) {
-    let mut c = server.raw();
-    c.send(input);
-    let line = c.line();
-    assert_eq!(
-        line,
-        "-ERR 'Authorization Violation'",
-        "input {:?}",
-        String::from_utf8_lossy(input)
-    );
-    c.expect_eof();
+    server
+        .raw()
+        .expect_fatal_reply(input, "Authorization Violation");
 }
 
 /// A working connection proves itself with a publish to its own subscription.
@@ -99,8 +92,7 @@ fn any_first_operation_but_connect_is_refused_at_once() {
 fn auth_timeout_without_connect() {
     let server = TestServer::start(&["--user", "u", "--pass", "p", "--auth_timeout", "100ms"]);
     let mut c = server.raw();
-    c.expect_err("Authentication Timeout");
-    c.expect_eof();
+    c.expect_err_and_eof("Authentication Timeout");
 }
 
 // ----- token -----
@@ -198,8 +190,7 @@ fn config_max_payload_with_size_suffix() {
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0].payload.len(), 1024);
     c.send(b"PUB big 1025\r\n");
-    c.expect_err("Maximum Payload Violation");
-    c.expect_eof();
+    c.expect_err_and_eof("Maximum Payload Violation");
 }
 
 #[test]

@@ -19,8 +19,7 @@ fn login(server: &TestServer, user: &str, pass: &str) -> Conn {
 fn expect_refused(server: &TestServer, connect_fields: &str) {
     let mut c = server.raw();
     c.send(format!("CONNECT {{{connect_fields}}}\r\nPING\r\n").as_bytes());
-    c.expect_err("Authorization Violation");
-    c.expect_eof();
+    c.expect_err_and_eof("Authorization Violation");
 }
 
 /// A connection proves itself with a publish to its own subscription.
@@ -191,8 +190,7 @@ fn nkey_user_signs_the_nonce() {
         )
         .as_bytes(),
     );
-    c.expect_err("Authorization Violation");
-    c.expect_eof();
+    c.expect_err_and_eof("Authorization Violation");
     expect_refused(&server, &format!(r#""nkey":"{public}""#));
     let stranger = nkeys::KeyPair::new_user();
     let (mut c, info) = server.raw_with_info();
@@ -205,8 +203,7 @@ fn nkey_user_signs_the_nonce() {
         )
         .as_bytes(),
     );
-    c.expect_err("Authorization Violation");
-    c.expect_eof();
+    c.expect_err_and_eof("Authorization Violation");
     // Password users still work beside nkey users.
     assert_usable(&mut login(&server, "a", "b"), "pw");
 }
@@ -536,8 +533,7 @@ fn reload_removing_a_user_closes_its_connections() {
         &RELOAD_BASE.replace("{ user: bob, password: b }", ""),
     );
     for c in [&mut bob, &mut bob2] {
-        c.expect_err("Authorization Violation");
-        c.expect_eof();
+        c.expect_err_and_eof("Authorization Violation");
     }
     expect_refused(&server, r#""user":"bob","pass":"b""#);
     assert_usable(&mut alice, "foo.alive");
@@ -547,8 +543,7 @@ fn reload_removing_a_user_closes_its_connections() {
         &conf,
         &RELOAD_BASE.replace("password: a", "password: a2"),
     );
-    alice.expect_err("Authorization Violation");
-    alice.expect_eof();
+    alice.expect_err_and_eof("Authorization Violation");
     assert_usable(&mut login(&server, "alice", "a2"), "foo.x");
 }
 
@@ -672,8 +667,7 @@ fn reload_turning_auth_on_closes_anonymous_connections() {
     let mut anon = server.client();
     assert_usable(&mut anon, "anon");
     reload(&server, &conf, RELOAD_BASE);
-    anon.expect_err("Authorization Violation");
-    anon.expect_eof();
+    anon.expect_err_and_eof("Authorization Violation");
     let (_c, info) = server.raw_with_info();
     assert_eq!(info["auth_required"], true);
 }

@@ -7,76 +7,17 @@
 //! test fail, never hang.
 
 mod common;
+#[path = "common/nats.rs"]
+mod nats;
 
-use std::future::Future;
 use std::time::Duration;
 
-use async_nats::{
-    Client, ConnectErrorKind, ConnectOptions, Event, Message, RequestErrorKind, ServerError,
-    Subscriber,
-};
+use async_nats::{ConnectOptions, Event, ServerError};
 use common::{TempConf, TestServer};
-use futures::StreamExt;
-
-/// Longest any single await may take.
-const T: Duration = Duration::from_secs(10);
-
-async fn within<F: Future>(what: &str, fut: F) -> F::Output {
-    match tokio::time::timeout(T, fut).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out after {T:?}: {what}"),
-    }
-}
-
-fn opts() -> ConnectOptions {
-    ConnectOptions::new().connection_timeout(Duration::from_secs(5))
-}
-
-async fn connect_with(server: &TestServer, options: ConnectOptions) -> Client {
-    within("connect", options.connect(server.addr.to_string()))
-        .await
-        .unwrap_or_else(|e| panic!("connect to natrium at {} failed: {e}", server.addr))
-}
-
-async fn assert_rejected(server: &TestServer, options: ConnectOptions, what: &str) {
-    match within(what, options.connect(server.addr.to_string())).await {
-        Ok(_) => panic!("{what}: connect unexpectedly succeeded"),
-        Err(e) => assert_eq!(
-            e.kind(),
-            ConnectErrorKind::AuthorizationViolation,
-            "{what}: {e}"
-        ),
-    }
-}
-
-/// Once this returns, the server has handled everything `client` sent
-/// before, and `client` has read everything the server sent before the
-/// answer (a request nobody listens to, answered by no-responders).
-async fn sync(client: &Client) {
-    let subject = format!("sync.barrier.{}", client.new_inbox());
-    match within("sync barrier", client.request(subject, "".into())).await {
-        Err(e) if e.kind() == RequestErrorKind::NoResponders => {}
-        other => panic!("sync barrier: expected no-responders, got {other:?}"),
-    }
-}
-
-async fn next(sub: &mut Subscriber) -> Message {
-    within("next message", sub.next())
-        .await
-        .expect("subscription ended unexpectedly")
-}
-
-/// Subscribes, publishes to the subscription and gets the message back.
-async fn assert_works(client: &Client, subject: &str) {
-    let mut sub = within("subscribe", client.subscribe(subject.to_string()))
-        .await
-        .unwrap();
-    within("publish", client.publish(subject.to_string(), "ok".into()))
-        .await
-        .unwrap();
-    sync(client).await;
-    assert_eq!(next(&mut sub).await.payload.as_ref(), b"ok");
-}
+use nats::{
+    assert_rejected, assert_works, connect_with, next, opts, publish, subscribe, sync, user_opts,
+    within,
+};
 
 fn start(tag: &str, text: &str) -> (TestServer, TempConf) {
     let conf = TempConf::new(tag, text);
@@ -93,31 +34,13 @@ async fn user_and_password_from_the_config_file() {
             "authorization {{ users: [ {{user: plain, password: pw}}, {{user: hashed, password: \"{hash}\"}} ] }}\n"
         ),
     );
-    let plain = connect_with(
-        &server,
-        opts().user_and_password("plain".into(), "pw".into()),
-    )
-    .await;
+    let plain = connect_with(&server, user_opts("plain", "pw")).await;
     assert!(plain.server_info().auth_required);
     assert_works(&plain, "u.plain").await;
-    let hashed = connect_with(
-        &server,
-        opts().user_and_password("hashed".into(), "s3cret".into()),
-    )
-    .await;
+    let hashed = connect_with(&server, user_opts("hashed", "s3cret")).await;
     assert_works(&hashed, "u.hashed").await;
-    assert_rejected(
-        &server,
-        opts().user_and_password("plain".into(), "nope".into()),
-        "wrong password",
-    )
-    .await;
-    assert_rejected(
-        &server,
-        opts().user_and_password("hashed".into(), hash.clone()),
-        "the hash as password",
-    )
-    .await;
+    assert_rejected(&server, user_opts("plain", "nope"), "wrong password").await;
+    assert_rejected(&server, user_opts("hashed", &hash), "the hash as password").await;
     assert_rejected(&server, opts(), "no credentials").await;
 }
 
@@ -190,37 +113,29 @@ authorization {
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let client = connect_with(
         &server,
-        opts()
-            .user_and_password("limited".into(), "p".into())
-            .event_callback(move |e| {
-                let tx = tx.clone();
-                async move {
-                    let _ = tx.send(e);
-                }
-            }),
+        user_opts("limited", "p").event_callback(move |e| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(e);
+            }
+        }),
     )
     .await;
-    let mut watch = within("subscribe", client.subscribe("ok.>")).await.unwrap();
+    let mut watch = subscribe(&client, "ok.>").await;
 
-    within("publish", client.publish("ok.secret", "x".into()))
-        .await
-        .unwrap();
+    publish(&client, "ok.secret", "x").await;
     assert_eq!(
         next_server_error(&mut events).await,
         "Permissions Violation for Publish to \"ok.secret\""
     );
-    let _forbidden = within("subscribe", client.subscribe("forbidden.x"))
-        .await
-        .unwrap();
+    let _forbidden = subscribe(&client, "forbidden.x").await;
     assert_eq!(
         next_server_error(&mut events).await,
         "Permissions Violation for Subscription to \"forbidden.x\""
     );
 
     // Still connected and working; the denied message was not delivered.
-    within("publish", client.publish("ok.fine", "y".into()))
-        .await
-        .unwrap();
+    publish(&client, "ok.fine", "y").await;
     sync(&client).await;
     let m = next(&mut watch).await;
     assert_eq!(m.subject.as_str(), "ok.fine");
@@ -230,20 +145,10 @@ authorization {
     );
 
     // allow_responses: a service answers a request without publish rights to _INBOX.>.
-    let service = connect_with(
-        &server,
-        opts().user_and_password("service".into(), "p".into()),
-    )
-    .await;
-    let mut requests = within("subscribe", service.subscribe("svc.echo"))
-        .await
-        .unwrap();
+    let service = connect_with(&server, user_opts("service", "p")).await;
+    let mut requests = subscribe(&service, "svc.echo").await;
     sync(&service).await;
-    let requester = connect_with(
-        &server,
-        opts().user_and_password("anyone".into(), "p".into()),
-    )
-    .await;
+    let requester = connect_with(&server, user_opts("anyone", "p")).await;
     let pending = tokio::spawn(async move { requester.request("svc.echo", "hi".into()).await });
     let req = next(&mut requests).await;
     let reply = req.reply.clone().expect("request has a reply subject");

@@ -27,6 +27,17 @@ fn expect_err_then_eof(c: &mut Conn, text: &str) {
     c.expect_eof_answering_pings();
 }
 
+/// `count` publishes to `subject`, each of 1000 bytes of `fill`, as one buffer.
+fn kilobyte_pubs(subject: &str, fill: u8, count: usize) -> Vec<u8> {
+    let mut batch = Vec::new();
+    for _ in 0..count {
+        batch.extend_from_slice(format!("PUB {subject} 1000\r\n").as_bytes());
+        batch.extend_from_slice(&[fill; 1000]);
+        batch.extend_from_slice(b"\r\n");
+    }
+    batch
+}
+
 /// A client after CONNECT and PING/PONG, with its `client_id`.
 fn client_with_cid(server: &TestServer) -> (Conn, u64) {
     let (mut c, cid) = server.raw_with_cid();
@@ -98,8 +109,7 @@ fn max_control_line_counts_argument_bytes() {
     // The CONNECT JSON counts too.
     let mut c = server.raw();
     c.send(format!("CONNECT {{\"name\":\"{}\"}}\r\n", "n".repeat(60)).as_bytes());
-    c.expect_err("maximum control line exceeded");
-    c.expect_eof();
+    c.expect_err_and_eof("maximum control line exceeded");
     assert!(ok.sync_answering_pings().is_empty());
 }
 
@@ -170,8 +180,7 @@ fn silent_client_gets_pings_then_stale_connection() {
     // ping_max PINGs go unanswered, then the connection is stale.
     c.expect("PING");
     c.expect("PING");
-    c.expect_err("Stale Connection");
-    c.expect_eof();
+    c.expect_err_and_eof("Stale Connection");
     assert!(server.wait_until_empty());
 }
 
@@ -180,8 +189,7 @@ fn silent_client_without_connect_is_also_stale() {
     let server = TestServer::start(&["--ping_interval", "300ms", "--ping_max", "1"]);
     let mut c = server.raw();
     c.expect("PING");
-    c.expect_err("Stale Connection");
-    c.expect_eof();
+    c.expect_err_and_eof("Stale Connection");
 }
 
 #[test]
@@ -227,15 +235,13 @@ fn silent_client_gets_authentication_timeout() {
     let mut silent = Conn::connect(server.addr);
     let info = silent.line();
     assert!(info.contains("\"auth_required\":true"), "{info}");
-    silent.expect_err("Authentication Timeout");
-    silent.expect_eof();
+    silent.expect_err_and_eof("Authentication Timeout");
     // Authenticated in time: not affected by the timeout.
     assert!(good.sync_answering_pings().is_empty());
     // A client that starts CONNECT but never finishes it is timed out too.
     let mut slow = server.raw();
     slow.send(b"CONNECT {\"user\":\"u\",");
-    slow.expect_err("Authentication Timeout");
-    slow.expect_eof();
+    slow.expect_err_and_eof("Authentication Timeout");
 }
 
 // ----- max_connections -----
@@ -248,16 +254,14 @@ fn connections_over_the_limit_get_info_then_error() {
     let mut c3 = server.client();
     let mut c4 = Conn::connect(server.addr);
     assert!(c4.line().starts_with("INFO {"));
-    c4.expect_err("maximum connections exceeded");
-    c4.expect_eof();
+    c4.expect_err_and_eof("maximum connections exceeded");
     for c in [&mut c1, &mut c2, &mut c3] {
         assert!(c.sync_answering_pings().is_empty());
     }
     // Still full.
     let mut c5 = Conn::connect(server.addr);
     assert!(c5.line().starts_with("INFO {"));
-    c5.expect_err("maximum connections exceeded");
-    c5.expect_eof();
+    c5.expect_err_and_eof("maximum connections exceeded");
     // Free a slot; once the server has seen it go, a new client is accepted.
     drop(c1);
     assert!(server.wait_for_log_where(closed_line(cid1)).is_some());
@@ -395,12 +399,7 @@ fn second_signal_during_shutdown_exits_at_once() {
     stuck.send(b"SUB s 1\r\n");
     stuck.sync_answering_pings();
     let mut publisher = server.client();
-    let mut batch = Vec::new();
-    for _ in 0..4000 {
-        batch.extend_from_slice(b"PUB s 1000\r\n");
-        batch.extend_from_slice(&[b'x'; 1000]);
-        batch.extend_from_slice(b"\r\n");
-    }
+    let batch = kilobyte_pubs("s", b'x', 4000);
     publisher.send(&batch);
     publisher.sync_answering_pings();
     server.signal("TERM");
@@ -505,12 +504,7 @@ fn peer_reset_while_server_writes_is_handled() {
     victim.send(b"SUB r 1\r\n");
     victim.sync_answering_pings();
     let mut publisher = server.client();
-    let mut batch = Vec::new();
-    for _ in 0..500 {
-        batch.extend_from_slice(b"PUB r 1000\r\n");
-        batch.extend_from_slice(&[b'r'; 1000]);
-        batch.extend_from_slice(b"\r\n");
-    }
+    let batch = kilobyte_pubs("r", b'r', 500);
     publisher.send(&batch);
     publisher.sync_answering_pings();
     // Read a little so the server is mid-stream, then vanish.

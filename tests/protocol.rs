@@ -11,18 +11,8 @@
 //! files and the command line in `tests/auth_config.rs`.
 
 mod common;
-use common::{Conn, Msg, TestServer};
+use common::{Conn, Msg, TestServer, quiet, quiet_subscriber};
 use std::collections::BTreeSet;
-
-/// A client with the given CONNECT fields, verbose and pedantic off unless set.
-fn quiet(server: &TestServer, extra: &str) -> Conn {
-    let fields = if extra.is_empty() {
-        r#""verbose":false,"pedantic":false"#.to_string()
-    } else {
-        format!(r#""verbose":false,"pedantic":false,{extra}"#)
-    };
-    server.client_with(&fields)
-}
 
 /// The sids of the messages, as a set.
 fn sids(msgs: &[Msg]) -> BTreeSet<String> {
@@ -273,9 +263,11 @@ fn wildcard_matching() {
 #[test]
 fn non_matching_subjects_get_nothing() {
     let server = TestServer::start(&[]);
-    let mut sub = quiet(&server, "");
-    sub.send(b"SUB foo.> 1\r\nSUB foo.bar 2\r\nSUB a.*.c 3\r\n");
-    sub.sync();
+    let mut sub = quiet_subscriber(
+        &server,
+        "",
+        b"SUB foo.> 1\r\nSUB foo.bar 2\r\nSUB a.*.c 3\r\n",
+    );
     let mut publisher = quiet(&server, "");
     for subject in ["foo", "fo.bar", "FOO.bar", "a.b", "a.c", "a.b.c.d", "b.b.c"] {
         let msgs = publish_and_collect(&mut publisher, &mut sub, subject, b"nope");
@@ -293,9 +285,11 @@ fn non_matching_subjects_get_nothing() {
 #[test]
 fn overlapping_subscriptions_get_one_msg_per_sid() {
     let server = TestServer::start(&[]);
-    let mut sub = quiet(&server, "");
-    sub.send(b"SUB foo.bar a\r\nSUB foo.* b\r\nSUB foo.> c\r\nSUB > d\r\nSUB foo.bar e\r\n");
-    sub.sync();
+    let mut sub = quiet_subscriber(
+        &server,
+        "",
+        b"SUB foo.bar a\r\nSUB foo.* b\r\nSUB foo.> c\r\nSUB > d\r\nSUB foo.bar e\r\n",
+    );
     let mut publisher = quiet(&server, "");
     let msgs = publish_and_collect(&mut publisher, &mut sub, "foo.bar", b"once");
     assert_eq!(msgs.len(), 5, "{msgs:?}");
@@ -311,9 +305,7 @@ fn overlapping_subscriptions_get_one_msg_per_sid() {
 #[test]
 fn unsub_max_already_reached_removes_at_once() {
     let server = TestServer::start(&[]);
-    let mut sub = quiet(&server, "");
-    sub.send(b"SUB foo 1\r\n");
-    sub.sync();
+    let mut sub = quiet_subscriber(&server, "", b"SUB foo 1\r\n");
     let mut publisher = quiet(&server, "");
     for i in 0..2 {
         let msgs = publish_and_collect(&mut publisher, &mut sub, "foo", format!("{i}").as_bytes());
@@ -334,9 +326,7 @@ fn unsub_max_already_reached_removes_at_once() {
 #[test]
 fn unsub_max_counts_earlier_deliveries() {
     let server = TestServer::start(&[]);
-    let mut sub = quiet(&server, "");
-    sub.send(b"SUB foo 1\r\n");
-    sub.sync();
+    let mut sub = quiet_subscriber(&server, "", b"SUB foo 1\r\n");
     let mut publisher = quiet(&server, "");
     publisher.send(b"PUB foo 1\r\n0\r\nPUB foo 1\r\n1\r\n");
     publisher.sync();
@@ -415,9 +405,7 @@ fn unsub_unknown_sid_is_ok_in_verbose() {
 #[test]
 fn reply_subject_is_passed_in_msg() {
     let server = TestServer::start(&[]);
-    let mut sub = quiet(&server, "");
-    sub.send(b"SUB svc 9\r\n");
-    sub.sync();
+    let mut sub = quiet_subscriber(&server, "", b"SUB svc 9\r\n");
     let mut publisher = quiet(&server, "");
     publisher.send(b"PUB svc my.reply 4\r\nping\r\n");
     publisher.sync();
@@ -432,9 +420,7 @@ fn reply_subject_is_passed_in_msg() {
 #[test]
 fn request_reply_between_two_connections() {
     let server = TestServer::start(&[]);
-    let mut responder = quiet(&server, "");
-    responder.send(b"SUB svc.echo 1\r\n");
-    responder.sync();
+    let mut responder = quiet_subscriber(&server, "", b"SUB svc.echo 1\r\n");
     let mut requester = quiet(&server, "");
     requester.send(b"SUB _INBOX.req.* 7\r\nPUB svc.echo _INBOX.req.1 5\r\nhello\r\n");
     requester.sync();
@@ -457,9 +443,7 @@ const HDR: &[u8] = b"NATS/1.0\r\nBar: Baz\r\n\r\n";
 #[test]
 fn hpub_to_header_subscriber_is_hmsg_with_exact_sizes() {
     let server = TestServer::start(&[]);
-    let mut sub = quiet(&server, r#""headers":true"#);
-    sub.send(b"SUB foo 1\r\n");
-    sub.sync();
+    let mut sub = quiet_subscriber(&server, r#""headers":true"#, b"SUB foo 1\r\n");
     let mut publisher = quiet(&server, r#""headers":true"#);
     assert_eq!(HDR.len(), 22);
     let mut frame = b"HPUB foo 22 27\r\n".to_vec();
@@ -479,12 +463,8 @@ fn hpub_to_header_subscriber_is_hmsg_with_exact_sizes() {
 #[test]
 fn hpub_to_plain_subscriber_strips_the_header_block() {
     let server = TestServer::start(&[]);
-    let mut plain = quiet(&server, "");
-    plain.send(b"SUB foo 1\r\n");
-    plain.sync();
-    let mut explicit = quiet(&server, r#""headers":false"#);
-    explicit.send(b"SUB foo 2\r\n");
-    explicit.sync();
+    let mut plain = quiet_subscriber(&server, "", b"SUB foo 1\r\n");
+    let mut explicit = quiet_subscriber(&server, r#""headers":false"#, b"SUB foo 2\r\n");
     let mut publisher = quiet(&server, r#""headers":true"#);
     let mut frame = b"HPUB foo r 22 27\r\n".to_vec();
     frame.extend_from_slice(HDR);
@@ -622,9 +602,7 @@ fn no_responders_not_sent_unless_asked_for() {
 #[test]
 fn no_responders_not_sent_when_someone_listens() {
     let server = TestServer::start(&[]);
-    let mut responder = quiet(&server, "");
-    responder.send(b"SUB svc 1\r\n");
-    responder.sync();
+    let mut responder = quiet_subscriber(&server, "", b"SUB svc 1\r\n");
     let mut c = quiet(&server, NO_RESPONDERS);
     c.send(b"SUB _INBOX.x 1\r\nPUB svc _INBOX.x 0\r\n\r\n");
     c.expect_nothing();
@@ -659,8 +637,7 @@ fn no_responders_without_headers_is_fatal() {
     let server = TestServer::start(&[]);
     let mut c = server.raw();
     c.send(b"CONNECT {\"verbose\":false,\"no_responders\":true}\r\n");
-    c.expect_err("no responders requires headers support");
-    c.expect_eof();
+    c.expect_err_and_eof("no responders requires headers support");
 }
 
 // ----- pedantic -----
@@ -668,9 +645,7 @@ fn no_responders_without_headers_is_fatal() {
 #[test]
 fn pedantic_reports_wildcard_publish_and_still_delivers() {
     let server = TestServer::start(&[]);
-    let mut sub = quiet(&server, "");
-    sub.send(b"SUB foo.* 1\r\n");
-    sub.sync();
+    let mut sub = quiet_subscriber(&server, "", b"SUB foo.* 1\r\n");
     let mut publisher = server.client_with(r#""verbose":false,"pedantic":true"#);
     publisher.send(b"PUB foo.* 2\r\nhi\r\n");
     assert_eq!(publisher.sync(), vec!["-ERR 'Invalid Publish Subject'"]);
@@ -690,9 +665,7 @@ fn pedantic_reports_wildcard_publish_and_still_delivers() {
 #[test]
 fn no_error_for_wildcard_publish_without_pedantic() {
     let server = TestServer::start(&[]);
-    let mut sub = quiet(&server, "");
-    sub.send(b"SUB foo.* 1\r\n");
-    sub.sync();
+    let mut sub = quiet_subscriber(&server, "", b"SUB foo.* 1\r\n");
     let mut publisher = quiet(&server, "");
     publisher.send(b"PUB foo.* 2\r\nhi\r\n");
     publisher.expect_nothing();
@@ -789,16 +762,7 @@ fn second_connect_drops_all_subscriptions() {
 
 /// Sends `input` on a quiet client and expects `-ERR '<text>'` then EOF.
 fn expect_fatal(server: &TestServer, input: &[u8], text: &str) {
-    let mut c = quiet(server, "");
-    c.send(input);
-    let line = c.line();
-    assert_eq!(
-        line,
-        format!("-ERR '{text}'"),
-        "input {:?}",
-        String::from_utf8_lossy(input)
-    );
-    c.expect_eof();
+    quiet(server, "").expect_fatal_reply(input, text);
 }
 
 #[test]
@@ -831,8 +795,7 @@ fn unknown_operation_before_connect_also_closes() {
     let server = TestServer::start(&[]);
     let mut c = server.raw();
     c.send(b"HELLO\r\n");
-    c.expect_err("Unknown Protocol Operation");
-    c.expect_eof();
+    c.expect_err_and_eof("Unknown Protocol Operation");
 }
 
 #[test]
@@ -879,17 +842,14 @@ fn control_line_limit_applies_to_connect_json() {
     let over = format!(r#"{{"verbose":false,"name":"{}"}}"#, "n".repeat(4097 - 27));
     let mut c = server.raw();
     c.send(format!("CONNECT {over}\r\n").as_bytes());
-    c.expect_err("maximum control line exceeded");
-    c.expect_eof();
+    c.expect_err_and_eof("maximum control line exceeded");
 }
 
 #[test]
 fn max_payload_exceeded_closes_and_the_limit_itself_is_delivered() {
     let server = TestServer::start(&[]);
     expect_fatal(&server, b"PUB foo 1048577\r\n", "Maximum Payload Violation");
-    let mut sub = quiet(&server, "");
-    sub.send(b"SUB foo 1\r\n");
-    sub.sync();
+    let mut sub = quiet_subscriber(&server, "", b"SUB foo 1\r\n");
     let mut publisher = quiet(&server, "");
     let payload: Vec<u8> = (0..1_048_576u32).map(|i| (i % 251) as u8).collect();
     let msgs = publish_and_collect(&mut publisher, &mut sub, "foo", &payload);
@@ -910,8 +870,7 @@ fn max_payload_counts_headers_for_hpub() {
     c.send(&frame);
     assert_eq!(c.msgs_until_pong().len(), 1);
     c.send(b"HPUB foo 50 101\r\n");
-    c.expect_err("Maximum Payload Violation");
-    c.expect_eof();
+    c.expect_err_and_eof("Maximum Payload Violation");
 }
 
 #[test]
@@ -920,8 +879,7 @@ fn invalid_client_protocol_closes() {
     for proto in ["2", "-1", "99"] {
         let mut c = server.raw();
         c.send(format!("CONNECT {{\"verbose\":false,\"protocol\":{proto}}}\r\n").as_bytes());
-        c.expect_err("invalid client protocol");
-        c.expect_eof();
+        c.expect_err_and_eof("invalid client protocol");
     }
     for proto in ["0", "1"] {
         let mut c = server.raw();
@@ -957,8 +915,7 @@ fn max_connections_sends_info_then_closes() {
     let server = TestServer::start(&["--max_connections", "1"]);
     let mut first = quiet(&server, "");
     let mut second = server.raw();
-    second.expect_err("maximum connections exceeded");
-    second.expect_eof();
+    second.expect_err_and_eof("maximum connections exceeded");
     first.expect_nothing();
     // Once the first is gone, its slot is free again.
     drop(first);
@@ -974,8 +931,7 @@ fn stale_connection_after_unanswered_pings() {
     let mut c = quiet(&server, "");
     c.expect("PING");
     c.expect("PING");
-    c.expect_err("Stale Connection");
-    c.expect_eof();
+    c.expect_err_and_eof("Stale Connection");
 }
 
 #[test]
@@ -1016,14 +972,7 @@ fn malformed_arguments_close_silently() {
         b"-ERR 'oops'\r\n",
     ];
     for input in cases {
-        let mut c = quiet(&server, "");
-        c.send(input);
-        if let Some(line) = c.try_line() {
-            panic!(
-                "{:?}: expected a silent close, got {line:?}",
-                String::from_utf8_lossy(input)
-            );
-        }
+        quiet(&server, "").expect_silent_close(input);
     }
 }
 
@@ -1037,14 +986,7 @@ fn malformed_hpub_closes_silently() {
         b"HPUB foo x 10\r\n",
         b"HPUB foo 1234567890 1234567890\r\n",
     ] {
-        let mut c = quiet(&server, r#""headers":true"#);
-        c.send(input);
-        if let Some(line) = c.try_line() {
-            panic!(
-                "{:?}: expected a silent close, got {line:?}",
-                String::from_utf8_lossy(input)
-            );
-        }
+        quiet(&server, r#""headers":true"#).expect_silent_close(input);
     }
 }
 
@@ -1098,9 +1040,7 @@ fn blank_lines_are_ignored() {
 #[test]
 fn binary_payload_with_crlf_and_nul_is_delivered_intact() {
     let server = TestServer::start(&[]);
-    let mut sub = quiet(&server, "");
-    sub.send(b"SUB bin 1\r\n");
-    sub.sync();
+    let mut sub = quiet_subscriber(&server, "", b"SUB bin 1\r\n");
     let mut publisher = quiet(&server, "");
     let payload: &[u8] = b"\r\n\0\xff\xfePING\r\nPUB x 1\r\n\n\r\r\n\r\n";
     let mut frame = format!("PUB bin {}\r\n", payload.len()).into_bytes();
@@ -1298,9 +1238,7 @@ fn session_sent_at_random_split_points() {
 #[test]
 fn large_payload_split_across_many_writes() {
     let server = TestServer::start(&[]);
-    let mut sub = quiet(&server, "");
-    sub.send(b"SUB big 1\r\n");
-    sub.sync();
+    let mut sub = quiet_subscriber(&server, "", b"SUB big 1\r\n");
     let mut publisher = quiet(&server, "");
     let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
     let mut frame = format!("PUB big {}\r\n", payload.len()).into_bytes();

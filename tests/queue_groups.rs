@@ -5,38 +5,35 @@
 //! loosely (every member gets something over 100 messages), never exactly.
 
 mod common;
-use common::{Conn, Msg, TestServer};
+use common::{Conn, Msg, TestServer, quiet, quiet_subscriber};
 use std::collections::BTreeSet;
-
-fn quiet(server: &TestServer, extra: &str) -> Conn {
-    let fields = if extra.is_empty() {
-        r#""verbose":false,"pedantic":false"#.to_string()
-    } else {
-        format!(r#""verbose":false,"pedantic":false,{extra}"#)
-    };
-    server.client_with(&fields)
-}
 
 /// Connections each holding one `SUB <subject> <queue> 1`.
 fn members(server: &TestServer, n: usize, subject: &str, queue: &str) -> Vec<Conn> {
     (0..n)
         .map(|_| {
-            let mut c = quiet(server, "");
-            c.send(format!("SUB {subject} {queue} 1\r\n").as_bytes());
-            c.sync();
-            c
+            quiet_subscriber(
+                server,
+                "",
+                format!("SUB {subject} {queue} 1\r\n").as_bytes(),
+            )
         })
         .collect()
 }
 
-/// Publishes `n` messages with payloads `0..n` and waits until the server processed them.
-fn publish_numbered(publisher: &mut Conn, subject: &str, n: usize) {
+/// `n` publishes to `subject` with payloads `0..n`, as one buffer.
+fn numbered_pubs(subject: &str, n: usize) -> Vec<u8> {
     let mut batch = Vec::new();
     for i in 0..n {
         let p = i.to_string();
         batch.extend_from_slice(format!("PUB {subject} {}\r\n{p}\r\n", p.len()).as_bytes());
     }
-    publisher.send(&batch);
+    batch
+}
+
+/// Publishes `n` messages with payloads `0..n` and waits until the server processed them.
+fn publish_numbered(publisher: &mut Conn, subject: &str, n: usize) {
+    publisher.send(&numbered_pubs(subject, n));
     assert!(publisher.sync().is_empty());
 }
 
@@ -89,9 +86,7 @@ fn several_groups_and_plain_subscribers_each_get_theirs() {
     let mut g2 = members(&server, 2, "jobs.>", "g2");
     let mut plain = members(&server, 1, "jobs.run", "");
     // `members` with an empty queue name makes "SUB jobs.run  1": a plain sub.
-    let mut plain2 = quiet(&server, "");
-    plain2.send(b"SUB > 5\r\n");
-    plain2.sync();
+    let mut plain2 = quiet_subscriber(&server, "", b"SUB > 5\r\n");
     let mut publisher = quiet(&server, "");
     publish_numbered(&mut publisher, "jobs.run", 100);
     let collect = |conns: &mut Vec<Conn>| -> Vec<Vec<usize>> {
@@ -123,9 +118,11 @@ fn plain_and_queue_subscription_on_one_connection_are_independent() {
 #[test]
 fn two_members_on_one_connection_share_the_messages() {
     let server = TestServer::start(&[]);
-    let mut c = quiet(&server, "");
-    c.send(b"SUB work q a\r\nSUB work.> q b\r\nSUB work q c\r\n");
-    c.sync();
+    let mut c = quiet_subscriber(
+        &server,
+        "",
+        b"SUB work q a\r\nSUB work.> q b\r\nSUB work q c\r\n",
+    );
     let mut publisher = quiet(&server, "");
     publish_numbered(&mut publisher, "work", 60);
     let msgs = c.msgs_until_pong();
@@ -149,9 +146,7 @@ fn two_members_on_one_connection_share_the_messages() {
 #[test]
 fn queue_member_on_publisher_with_echo_false_is_skipped() {
     let server = TestServer::start(&[]);
-    let mut publisher = quiet(&server, r#""echo":false"#);
-    publisher.send(b"SUB work q 1\r\n");
-    publisher.sync();
+    let mut publisher = quiet_subscriber(&server, r#""echo":false"#, b"SUB work q 1\r\n");
     let mut other = members(&server, 1, "work", "q");
     publish_numbered(&mut publisher, "work", 40);
     assert!(publisher.msgs_until_pong().is_empty());
@@ -161,9 +156,7 @@ fn queue_member_on_publisher_with_echo_false_is_skipped() {
     );
     // With only itself in the group, the message goes nowhere.
     drop(other);
-    let mut probe = quiet(&server, "");
-    probe.send(b"SUB work 9\r\n");
-    probe.sync();
+    let mut probe = quiet_subscriber(&server, "", b"SUB work 9\r\n");
     publish_numbered(&mut publisher, "work", 1);
     assert!(publisher.msgs_until_pong().is_empty());
     assert_eq!(probe.msgs_until_pong().len(), 1);
@@ -172,16 +165,9 @@ fn queue_member_on_publisher_with_echo_false_is_skipped() {
 #[test]
 fn queue_member_on_publisher_with_echo_true_takes_its_share() {
     let server = TestServer::start(&[]);
-    let mut publisher = quiet(&server, "");
-    publisher.send(b"SUB work q 1\r\n");
-    publisher.sync();
+    let mut publisher = quiet_subscriber(&server, "", b"SUB work q 1\r\n");
     let mut other = members(&server, 1, "work", "q");
-    let mut batch = Vec::new();
-    for i in 0..100 {
-        let p = i.to_string();
-        batch.extend_from_slice(format!("PUB work {}\r\n{p}\r\n", p.len()).as_bytes());
-    }
-    publisher.send(&batch);
+    publisher.send(&numbered_pubs("work", 100));
     let mine = payloads(&publisher.msgs_until_pong());
     let theirs = payloads(&other[0].msgs_until_pong());
     assert_partition(&[mine, theirs], 100);

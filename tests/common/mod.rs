@@ -300,27 +300,29 @@ impl Conn {
     /// Sends PING and reads up to its PONG; returns the lines before it.
     /// Everything the server sent before the PONG has arrived by then.
     pub fn sync(&mut self) -> Vec<String> {
-        self.send(b"PING\r\n");
-        let mut before = Vec::new();
-        loop {
-            let l = self.line();
-            if l == "PONG" {
-                return before;
-            }
-            before.push(l);
-        }
+        self.until_pong(Conn::line, |line, _| line)
     }
 
     /// Sends PING and collects every MSG before the PONG.
     pub fn msgs_until_pong(&mut self) -> Vec<Msg> {
+        self.until_pong(Conn::line, |line, c| parse_msg_line(&line, c))
+    }
+
+    /// Sends PING, reads lines with `next_line` up to the PONG, and returns
+    /// `item` of each line before it (`item` may read on, e.g. a payload).
+    fn until_pong<T>(
+        &mut self,
+        next_line: fn(&mut Conn) -> String,
+        mut item: impl FnMut(String, &mut Conn) -> T,
+    ) -> Vec<T> {
         self.send(b"PING\r\n");
-        let mut msgs = Vec::new();
+        let mut before = Vec::new();
         loop {
-            let l = self.line();
+            let l = next_line(self);
             if l == "PONG" {
-                return msgs;
+                return before;
             }
-            msgs.push(parse_msg_line(&l, self));
+            before.push(item(l, self));
         }
     }
 }
@@ -688,28 +690,14 @@ impl Conn {
     /// [`Conn::sync`] that answers server PINGs on the way (and leaves them
     /// out of the lines it returns).
     pub fn sync_answering_pings(&mut self) -> Vec<String> {
-        self.send(b"PING\r\n");
-        let mut before = Vec::new();
-        loop {
-            let l = self.line_answering_pings();
-            if l == "PONG" {
-                return before;
-            }
-            before.push(l);
-        }
+        self.until_pong(Conn::line_answering_pings, |line, _| line)
     }
 
     /// [`Conn::msgs_until_pong`] that answers server PINGs on the way.
     pub fn msgs_until_pong_answering_pings(&mut self) -> Vec<Msg> {
-        self.send(b"PING\r\n");
-        let mut msgs = Vec::new();
-        loop {
-            let l = self.line_answering_pings();
-            if l == "PONG" {
-                return msgs;
-            }
-            msgs.push(parse_msg_line(&l, self));
-        }
+        self.until_pong(Conn::line_answering_pings, |line, c| {
+            parse_msg_line(&line, c)
+        })
     }
 
     /// [`Conn::msg`] that answers server PINGs on the way.
@@ -722,6 +710,60 @@ impl Conn {
     pub fn expect_eof_answering_pings(&mut self) {
         if let Some(line) = self.try_line_answering_pings() {
             panic!("expected the connection to close, got {line:?}");
+        }
+    }
+}
+
+// ----- shared sequences of the raw-socket suites -----
+
+/// A client after `CONNECT {"verbose":false,"pedantic":false[,<extra>]}` and
+/// PING/PONG; `extra` is more CONNECT fields (or empty).
+pub fn quiet(server: &TestServer, extra: &str) -> Conn {
+    let fields = if extra.is_empty() {
+        r#""verbose":false,"pedantic":false"#.to_string()
+    } else {
+        format!(r#""verbose":false,"pedantic":false,{extra}"#)
+    };
+    server.client_with(&fields)
+}
+
+/// A [`quiet`] client that has sent `subs` (its SUB lines) and synced with
+/// PING/PONG, so the subscriptions are in place.
+pub fn quiet_subscriber(server: &TestServer, extra: &str, subs: &[u8]) -> Conn {
+    let mut c = quiet(server, extra);
+    c.send(subs);
+    c.sync();
+    c
+}
+
+impl Conn {
+    /// Asserts the next line is `-ERR '<text>'` and then the server closes.
+    pub fn expect_err_and_eof(&mut self, text: &str) {
+        self.expect_err(text);
+        self.expect_eof();
+    }
+
+    /// Sends `input` and asserts the reply is `-ERR '<text>'` and then the close.
+    pub fn expect_fatal_reply(&mut self, input: &[u8], text: &str) {
+        self.send(input);
+        let line = self.line();
+        assert_eq!(
+            line,
+            format!("-ERR '{text}'"),
+            "input {:?}",
+            String::from_utf8_lossy(input)
+        );
+        self.expect_eof();
+    }
+
+    /// Sends `input` and asserts the server closes without a word.
+    pub fn expect_silent_close(&mut self, input: &[u8]) {
+        self.send(input);
+        if let Some(line) = self.try_line() {
+            panic!(
+                "{:?}: expected a silent close, got {line:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 }
