@@ -41,11 +41,11 @@ pub enum CloseReason {
 impl CloseReason {
     /// Whether output still pending should be flushed before closing.
     /// A slow consumer cannot take it and a broken socket cannot send it.
+    /// A client that closed its end may only have half-closed it (as
+    /// `printf '...' | nc` does): it still gets its replies, as with
+    /// nats-server.
     pub fn flushes(self) -> bool {
-        !matches!(
-            self,
-            CloseReason::ClientClosed | CloseReason::IoError | CloseReason::SlowConsumer
-        )
+        !matches!(self, CloseReason::IoError | CloseReason::SlowConsumer)
     }
 }
 

@@ -418,6 +418,13 @@ impl Server {
             match client.stream.read(&mut self.read_buf) {
                 Ok(0) => {
                     if closing {
+                        // The peer is done; give it what is still queued
+                        // (the final -ERR, say) as far as the socket takes it.
+                        if let Phase::Closing { reason, .. } = client.phase
+                            && reason.flushes()
+                        {
+                            let _ = client.write_pending(Instant::now());
+                        }
                         self.remove_client(key);
                     } else {
                         self.begin_close(key, CloseReason::ClientClosed);
@@ -780,6 +787,10 @@ impl Server {
             return;
         }
         match client.write_pending(now) {
+            Ok(true) if reason == CloseReason::ClientClosed => {
+                // Its EOF was read already: nothing to wait for.
+                self.remove_client(key);
+            }
             Ok(true) => {
                 if !shut {
                     // Errors here only mean the peer is gone already.
