@@ -111,6 +111,11 @@ pub struct Credentials {
     pub verified_pass: Option<String>,
     /// The bcrypt hash `token` was last verified against.
     pub verified_token: Option<String>,
+    /// Set by [`AuthConfig::authenticate_nonblocking`] when the answer needs
+    /// a bcrypt verification it did not run: `(hash, given secret)`.
+    pub bcrypt_needed: Option<(String, String)>,
+    /// Whether bcrypt may run inline (false: record it in `bcrypt_needed`).
+    defer_bcrypt: bool,
 }
 
 impl Credentials {
@@ -124,7 +129,16 @@ impl Credentials {
             sig: c.sig.clone(),
             verified_pass: None,
             verified_token: None,
+            bcrypt_needed: None,
+            defer_bcrypt: false,
         }
+    }
+
+    /// Marks `hash` as verified for this connection's password or token
+    /// (after a bcrypt worker said the secret matches it).
+    pub fn mark_verified(&mut self, hash: &str) {
+        self.verified_pass = Some(hash.to_string());
+        self.verified_token = Some(hash.to_string());
     }
 
     fn is_empty_login(&self) -> bool {
@@ -206,6 +220,22 @@ impl AuthConfig {
         })
     }
 
+    /// Like [`AuthConfig::authenticate`], but never runs bcrypt: when the
+    /// answer depends on a bcrypt verification, it returns `None` with
+    /// `creds.bcrypt_needed` set, and the caller verifies elsewhere, marks
+    /// the hash verified ([`Credentials::mark_verified`]) and asks again.
+    pub fn authenticate_nonblocking(
+        &self,
+        creds: &mut Credentials,
+        nonce: Option<&str>,
+    ) -> Option<Authenticated> {
+        creds.defer_bcrypt = true;
+        creds.bcrypt_needed = None;
+        let result = self.authenticate(creds, nonce);
+        creds.defer_bcrypt = false;
+        result
+    }
+
     /// Checks the credentials of a CONNECT; `None` means refused.
     ///
     /// `nonce` is the one sent in this connection's INFO. When the client
@@ -244,17 +274,27 @@ impl AuthConfig {
                 let user = self.users.iter().rev().find(|u| u.name == name)?;
                 let want = user.password.as_deref().unwrap_or_default();
                 let got = creds.pass.as_deref().unwrap_or_default();
-                return compare_secret(want, got, &mut creds.verified_pass).then(|| {
-                    Authenticated {
-                        identity: Identity::User(user.name.clone()),
-                        permissions: user.permissions.clone(),
-                    }
+                let verified = compare_secret(
+                    want,
+                    got,
+                    &mut creds.verified_pass,
+                    creds.defer_bcrypt.then_some(&mut creds.bcrypt_needed),
+                );
+                return verified.then(|| Authenticated {
+                    identity: Identity::User(user.name.clone()),
+                    permissions: user.permissions.clone(),
                 });
             }
         }
         if let Some(want) = &self.token {
             let got = creds.token.as_deref().unwrap_or_default();
-            return compare_secret(want, got, &mut creds.verified_token).then_some(Authenticated {
+            let verified = compare_secret(
+                want,
+                got,
+                &mut creds.verified_token,
+                creds.defer_bcrypt.then_some(&mut creds.bcrypt_needed),
+            );
+            return verified.then_some(Authenticated {
                 identity: Identity::Token,
                 permissions: None,
             });
@@ -264,19 +304,36 @@ impl AuthConfig {
 }
 
 /// nats-server's `comparePasswords`: bcrypt when the configured secret is
-/// a bcrypt hash, constant-time equality otherwise.
-fn compare_secret(configured: &str, given: &str, verified: &mut Option<String>) -> bool {
+/// a bcrypt hash, constant-time equality otherwise. With `defer`, a bcrypt
+/// verification is not run but recorded there (and the answer is false for
+/// now).
+fn compare_secret(
+    configured: &str,
+    given: &str,
+    verified: &mut Option<String>,
+    defer: Option<&mut Option<(String, String)>>,
+) -> bool {
     if !is_bcrypt(configured) {
         return constant_time_eq(configured.as_bytes(), given.as_bytes());
     }
     if verified.as_deref() == Some(configured) {
         return true;
     }
-    let ok = bcrypt::verify(given, configured).unwrap_or(false);
+    if let Some(needed) = defer {
+        *needed = Some((configured.to_string(), given.to_string()));
+        return false;
+    }
+    let ok = verify_bcrypt(given, configured);
     if ok {
         *verified = Some(configured.to_string());
     }
     ok
+}
+
+/// Runs bcrypt (slow on purpose: tens of milliseconds or more). The server
+/// calls it on its bcrypt worker thread, never on the event loop.
+pub fn verify_bcrypt(given: &str, hash: &str) -> bool {
+    bcrypt::verify(given, hash).unwrap_or(false)
 }
 
 /// Whether a configured password or token is a bcrypt hash: `$2a$`, `$2b$`,

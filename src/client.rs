@@ -167,6 +167,12 @@ pub struct Client {
     /// Whether reads are deferred because this client's messages nearly
     /// filled a subscriber's buffer (see `Server::stall`).
     pub read_stalled: bool,
+    /// A CONNECT waiting for the bcrypt worker's verdict; while it waits,
+    /// nothing more is read or processed for this client (what already
+    /// arrived waits in `carry`).
+    pub pending_connect: Option<Box<[u8]>>,
+    /// The bcrypt hash the worker verified for the pending CONNECT.
+    pub verified_hash: Option<String>,
     /// Whether a CONNECT has been accepted.
     pub connected: bool,
     /// Who the client authenticated as.
@@ -221,6 +227,8 @@ impl Client {
             mid_frame: false,
             opts: ClientOptions::default(),
             read_stalled: false,
+            pending_connect: None,
+            verified_hash: None,
             connected: false,
             identity: None,
             creds: None,

@@ -96,11 +96,22 @@ impl Server {
             return Err(ProtoError::AuthorizationViolation);
         }
         let mut creds = crate::auth::Credentials::from_connect(&info);
-        let authenticated = self
+        if let Some(hash) = client.verified_hash.take() {
+            creds.mark_verified(&hash);
+        }
+        let Some(authenticated) = self
             .config
             .auth
-            .authenticate(&mut creds, client.nonce.as_deref())
-            .ok_or(ProtoError::AuthorizationViolation)?;
+            .authenticate_nonblocking(&mut creds, client.nonce.as_deref())
+        else {
+            return match creds.bcrypt_needed.take() {
+                Some((hash, given)) => self.defer_connect(key, json, hash, given),
+                None => Err(ProtoError::AuthorizationViolation),
+            };
+        };
+        let Some(client) = self.clients.get_mut(key) else {
+            return Ok(());
+        };
         let mut opts = client.opts.clone();
         opts.merge(&info);
         if !(0..=1).contains(&opts.protocol) {

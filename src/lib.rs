@@ -31,6 +31,7 @@
 
 mod access;
 pub mod auth;
+pub mod auth_worker;
 pub mod client;
 pub mod conf;
 pub mod config;

@@ -15,29 +15,33 @@
 //!   client's subscriptions at once; the socket is flushed, shut down and
 //!   dropped at the end of the turn (or after a short grace period).
 
+use crate::auth_worker::{AuthWorker, Job};
 use crate::client::{Client, CloseReason, Phase};
 use crate::config::{Command, Config};
 use crate::error::ProtoError;
-use crate::parser::{Limits, Need, Parsed, parse};
+use crate::parser::{Limits, Need, Op, Parsed, parse};
 use crate::proto::{self, InfoTemplate, ServerInfo};
 use crate::sublist::Sublist;
 use log::{debug, error, info, log_enabled, trace, warn};
 use memchr::memchr;
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The listening socket.
 const LISTENER: Token = Token(0);
 /// Unix signals.
 const SIGNALS: Token = Token(1);
+/// Wake-ups from the bcrypt worker.
+const WAKER: Token = Token(2);
 /// Client `k` of the slab has token `FIRST_CLIENT + k`.
-const FIRST_CLIENT: usize = 2;
+const FIRST_CLIENT: usize = 3;
 
 /// Size of the shared read buffer (one read syscall's worth).
 const READ_SIZE: usize = 64 * 1024;
@@ -137,6 +141,8 @@ pub struct Server {
     pub(crate) stall_reader: Option<usize>,
     /// Publishers whose reads are deferred.
     stalled: Vec<Stall>,
+    /// Runs bcrypt off the loop (started on first use).
+    auth_worker: Option<AuthWorker>,
     accept_paused_until: Option<Instant>,
     /// Set when shutdown starts: the moment to stop waiting for clients.
     shutdown_deadline: Option<Instant>,
@@ -217,6 +223,7 @@ impl Server {
             readable_backlog: Vec::new(),
             stall_reader: None,
             stalled: Vec::new(),
+            auth_worker: None,
             accept_paused_until: None,
             shutdown_deadline: None,
             open_clients: 0,
@@ -279,6 +286,7 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(),
+                    WAKER => self.on_auth_verdicts(),
                     SIGNALS => {
                         if let SignalAction::ExitNow = self.on_signals() {
                             info!("Exiting now");
@@ -411,8 +419,8 @@ impl Server {
             let Some(client) = self.clients.get_mut(key) else {
                 return;
             };
-            if client.read_stalled {
-                return; // resume_stalled reads it when the pause is over
+            if client.read_stalled || client.pending_connect.is_some() {
+                return; // read again when the pause or the bcrypt check is over
             }
             let closing = client.is_closing();
             match client.stream.read(&mut self.read_buf) {
@@ -564,6 +572,12 @@ impl Server {
                     {
                         return;
                     }
+                    if self.connect_pending(key) {
+                        // Everything after the CONNECT waits for its verdict.
+                        carry.extend_from_slice(&data[pos..]);
+                        self.put_carry(key, carry);
+                        return;
+                    }
                 }
                 Ok(false) => {
                     if self.refuses_hpub(key, &carry) {
@@ -594,6 +608,7 @@ impl Server {
             }
             match parse(&data[pos..], &limits) {
                 Ok(Parsed::Complete { op, len }) => {
+                    let is_connect = matches!(op, Some(Op::Connect(_)));
                     if let Some(op) = op {
                         self.trace_op(key, &data[pos..pos + len]);
                         if let Err(e) = self.dispatch(key, op)
@@ -604,6 +619,11 @@ impl Server {
                         awaiting_auth = awaiting_auth && self.awaiting_auth(key);
                     }
                     pos += len;
+                    if is_connect && self.connect_pending(key) {
+                        // Everything after the CONNECT waits for its verdict.
+                        carry.extend_from_slice(&data[pos..]);
+                        break;
+                    }
                 }
                 Ok(Parsed::Partial(_)) => {
                     if self.refuses_hpub(key, &data[pos..]) {
@@ -620,6 +640,92 @@ impl Server {
             }
         }
         self.put_carry(key, carry);
+    }
+
+    /// Whether a CONNECT of this client waits for the bcrypt worker.
+    #[inline]
+    fn connect_pending(&self, key: usize) -> bool {
+        self.clients
+            .get(key)
+            .is_some_and(|c| c.pending_connect.is_some())
+    }
+
+    /// Parks a CONNECT whose credentials need bcrypt: the worker checks the
+    /// secret while the loop serves everyone else.
+    pub(crate) fn defer_connect(
+        &mut self,
+        key: usize,
+        json: &[u8],
+        hash: String,
+        given: String,
+    ) -> Result<(), ProtoError> {
+        if self.auth_worker.is_none() {
+            let worker = Waker::new(self.poll.registry(), WAKER)
+                .and_then(|waker| AuthWorker::start(Arc::new(waker)));
+            match worker {
+                Ok(worker) => self.auth_worker = Some(worker),
+                Err(e) => {
+                    error!("Cannot start the bcrypt worker: {e}");
+                    return Err(ProtoError::AuthorizationViolation);
+                }
+            }
+        }
+        let (Some(worker), Some(client)) = (&self.auth_worker, self.clients.get_mut(key)) else {
+            return Err(ProtoError::AuthorizationViolation);
+        };
+        let job = Job {
+            key,
+            cid: client.cid,
+            hash,
+            given,
+        };
+        if !worker.submit(job) {
+            warn!(
+                "{} bcrypt queue full ({} checks waiting); refusing the login",
+                client.describe(),
+                crate::auth_worker::QUEUE
+            );
+            return Err(ProtoError::AuthorizationViolation);
+        }
+        client.pending_connect = Some(json.into());
+        Ok(())
+    }
+
+    /// Finishes the CONNECTs the bcrypt worker has answered, then goes on
+    /// with what those clients sent after them.
+    fn on_auth_verdicts(&mut self) {
+        let Some(worker) = &self.auth_worker else {
+            return;
+        };
+        let verdicts: Vec<_> = worker.verdicts().collect();
+        for v in verdicts {
+            let Some(client) = self.clients.get_mut(v.key) else {
+                continue;
+            };
+            if client.cid != v.cid || client.is_closing() {
+                continue; // that connection is gone
+            }
+            let Some(json) = client.pending_connect.take() else {
+                continue;
+            };
+            if !v.ok {
+                self.on_error(v.key, ProtoError::AuthorizationViolation);
+                continue;
+            }
+            client.verified_hash = Some(v.hash);
+            if let Err(e) = self.dispatch(v.key, Op::Connect(&json))
+                && !self.handle_error(v.key, e)
+            {
+                continue;
+            }
+            // Now the operations that came after the CONNECT, then the socket.
+            let Some(client) = self.clients.get_mut(v.key) else {
+                continue;
+            };
+            let waiting = std::mem::take(&mut client.carry);
+            self.ingest(v.key, &waiting);
+            self.read_client(v.key, false);
+        }
     }
 
     /// Whether `pending` is an HPUB whose control line is complete (only its
