@@ -41,6 +41,10 @@ const DENY_CACHE_MAX: usize = 256;
 const REPLY_PRUNE_COUNT: usize = 4096;
 /// Longest time between two prunes of the reply subjects.
 const REPLY_PRUNE_INTERVAL: Duration = Duration::from_secs(1);
+/// Most reply subjects a connection may hold open at once. Beyond it, the
+/// oldest half is forgotten (answering those then is a permissions
+/// violation): the map cannot grow with the request rate.
+pub const REPLY_MAX: usize = 65_536;
 
 /// One `publish` or `subscribe` section: `allow` and `deny` lists.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -407,9 +411,15 @@ impl ClientPerms {
         self.replies_since_prune += 1;
         if self.replies_since_prune > REPLY_PRUNE_COUNT
             || now.duration_since(self.last_prune) > REPLY_PRUNE_INTERVAL
+            || self.replies.as_ref().is_some_and(|r| r.len() > REPLY_MAX)
         {
             self.prune_replies(now);
         }
+    }
+
+    /// Reply subjects currently open (for tests and monitoring).
+    pub fn open_replies(&self) -> usize {
+        self.replies.as_ref().map_or(0, |r| r.len())
     }
 
     /// Drops reply subjects that are used up or expired.
@@ -423,6 +433,14 @@ impl ClientPerms {
                     .expires
                     .is_some_and(|ttl| now.duration_since(g.received) > ttl))
         });
+        if replies.len() > REPLY_MAX {
+            // Still too many live ones: keep the newer half.
+            let mut times: Vec<Instant> = replies.values().map(|g| g.received).collect();
+            let mid = times.len() / 2;
+            let (_, cutoff, _) = times.select_nth_unstable(mid);
+            let cutoff = *cutoff;
+            replies.retain(|_, g| g.received >= cutoff);
+        }
         self.replies_since_prune = 0;
         self.last_prune = now;
     }
@@ -756,5 +774,30 @@ mod tests {
         );
         let bad = Permissions::new(None, perm(None, &["a.>.b"]), None);
         assert!(bad.validate().is_err());
+    }
+
+    /// A responder flooded with requests it does not answer holds at most
+    /// REPLY_MAX open reply subjects; the newest stay answerable.
+    #[test]
+    fn open_replies_are_bounded() {
+        let mut c = client(Permissions::new(
+            None,
+            None,
+            Some(ResponsePermission {
+                max: None,
+                expires: None,
+            }),
+        ));
+        let n = REPLY_MAX * 3;
+        for i in 0..n {
+            c.record_reply(format!("_INBOX.{i}").as_bytes());
+            assert!(
+                c.open_replies() <= REPLY_MAX + 1,
+                "at {i}: {}",
+                c.open_replies()
+            );
+        }
+        let newest = format!("_INBOX.{}", n - 1);
+        assert!(c.can_publish(newest.as_bytes()));
     }
 }
