@@ -3,21 +3,31 @@
 //! The server owns the listener, every [`Client`] (in a slab whose keys make
 //! the poll tokens), every [`Subscription`] (in a second slab whose keys are
 //! the sublist's ids), the [`Sublist`], the timers and the signal source.
-//! What the protocol operations *do* lives in `dispatch.rs`; this file is
-//! about I/O and life cycle:
+//! What the protocol operations *do* lives in `dispatch.rs`; this module is
+//! about I/O and life cycle, with three parts in files of their own:
+//! `backpressure` (slow consumers, and slowing a publisher for a subscriber
+//! that is still reading), `auth_defer` (CONNECTs waiting for the bcrypt
+//! worker) and `reload` (SIGHUP). Here:
 //!
 //! - reads are drained until `WouldBlock` (at most [`READ_BUDGET`] reads per
 //!   connection per turn, so one fast publisher cannot starve the rest);
 //! - output is appended to each client's buffer during a turn and flushed
 //!   once at the end of the turn, with WRITABLE interest only while output
 //!   is pending;
-//! - closing goes through one path: [`Server::begin_close`] removes the
+//! - closing goes through one path: `Server::begin_close` removes the
 //!   client's subscriptions at once; the socket is flushed, shut down and
 //!   dropped at the end of the turn (or after a short grace period).
 
-use crate::auth_worker::{AuthWorker, Job};
+mod auth_defer;
+mod backpressure;
+mod reload;
+
+use backpressure::Stall;
+pub(crate) use backpressure::{STALL_DENOMINATOR, STALL_NUMERATOR, STALL_PROGRESS};
+
+use crate::auth_worker::AuthWorker;
 use crate::client::{Client, CloseReason, Phase};
-use crate::config::{Command, Config};
+use crate::config::Config;
 use crate::error::ProtoError;
 use crate::parser::{Limits, Need, Op, Parsed, parse};
 use crate::proto::{self, InfoTemplate, ServerInfo};
@@ -25,13 +35,12 @@ use crate::sublist::Sublist;
 use log::{debug, error, info, log_enabled, trace, warn};
 use memchr::memchr;
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The listening socket.
@@ -53,23 +62,6 @@ const CLOSE_GRACE: Duration = Duration::from_millis(500);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Pause before accepting again after running out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// How long a publisher's reads are deferred when it has filled a
-/// subscriber's buffer past [`STALL_NUMERATOR`]/[`STALL_DENOMINATOR`] of
-/// `max_pending` (nats-server pauses such a publisher for 2 ms too). The
-/// pause is renewed while that subscriber stays that full, up to
-/// [`STALL_MAX`] in all; then the publisher is read again regardless.
-const STALL: Duration = Duration::from_millis(2);
-/// Longest a publisher is held back in one episode.
-const STALL_MAX: Duration = Duration::from_millis(20);
-/// A subscriber counts as reading (and worth waiting for) when its socket
-/// took bytes this recently; one that stopped reading is not waited for,
-/// and is cut off when it reaches `max_pending`.
-pub(crate) const STALL_PROGRESS: Duration = Duration::from_millis(50);
-/// The fill level of a subscriber's pending output (as a fraction of
-/// `max_pending`) above which its publishers are slowed down.
-pub(crate) const STALL_NUMERATOR: usize = 3;
-/// See [`STALL_NUMERATOR`].
-pub(crate) const STALL_DENOMINATOR: usize = 4;
 /// nats-server sends the first PING this soon after CONNECT (to measure RTT).
 pub(crate) const FIRST_PING: Duration = Duration::from_secs(2);
 
@@ -152,19 +144,6 @@ pub struct Server {
     pub(crate) stats: Stats,
     tick: Duration,
     next_tick: Instant,
-}
-
-/// A publisher whose reads are deferred for a subscriber's sake.
-#[derive(Debug, Clone, Copy)]
-struct Stall {
-    /// The publisher.
-    publisher: usize,
-    /// The subscriber it nearly filled.
-    subscriber: usize,
-    /// When to look again.
-    until: Instant,
-    /// When the episode started (it lasts at most [`STALL_MAX`]).
-    since: Instant,
 }
 
 /// What handling signals asks the loop to do.
@@ -480,69 +459,6 @@ impl Server {
         self.readable_backlog.push(key);
     }
 
-    /// Defers reading from a publisher that has nearly filled a subscriber's
-    /// buffer, so that the subscriber can catch up instead of being cut off
-    /// as a slow consumer. The loop goes on serving everyone else; the
-    /// publisher's unread bytes wait in its socket (TCP slows it down), and
-    /// it is read again after [`STALL`]. A subscriber that does not read at
-    /// all still reaches `max_pending` and is cut off.
-    fn stall(&mut self, key: usize, subscriber: usize) {
-        if let Some(client) = self.clients.get_mut(key) {
-            client.read_stalled = true;
-            let now = Instant::now();
-            self.stalled.push(Stall {
-                publisher: key,
-                subscriber,
-                until: now + STALL,
-                since: now,
-            });
-        }
-    }
-
-    /// Reads again from publishers whose pause is over, or renews the
-    /// pause while the subscriber is still nearly full, still reading, and
-    /// the episode is not too long.
-    fn resume_stalled(&mut self, now: Instant) {
-        if self.stalled.is_empty() {
-            return;
-        }
-        let mut due = Vec::new();
-        let mut waiting = Vec::new();
-        for stall in std::mem::take(&mut self.stalled) {
-            if stall.until > now {
-                waiting.push(stall);
-            } else if now.duration_since(stall.since) < STALL_MAX
-                && self.clients.get(stall.subscriber).is_some_and(|c| {
-                    !c.is_closing()
-                        && self.nearly_full(c.pending())
-                        && now.duration_since(c.last_write_progress) < STALL_PROGRESS
-                })
-            {
-                waiting.push(Stall {
-                    until: now + STALL,
-                    ..stall
-                });
-            } else {
-                due.push(stall.publisher);
-            }
-        }
-        self.stalled = waiting;
-        for key in due {
-            if let Some(client) = self.clients.get_mut(key) {
-                client.read_stalled = false;
-                // Its data may have arrived while paused (no new edge will come).
-                self.read_client(key, false);
-            }
-        }
-    }
-
-    /// Whether a subscriber's pending output is high enough to slow its
-    /// publishers down.
-    #[inline]
-    pub(crate) fn nearly_full(&self, pending: usize) -> bool {
-        pending > self.config.max_pending / STALL_DENOMINATOR * STALL_NUMERATOR
-    }
-
     /// Parses and dispatches everything in `data` for client `key`.
     ///
     /// An operation left incomplete by the previous read sits in the
@@ -640,92 +556,6 @@ impl Server {
             }
         }
         self.put_carry(key, carry);
-    }
-
-    /// Whether a CONNECT of this client waits for the bcrypt worker.
-    #[inline]
-    fn connect_pending(&self, key: usize) -> bool {
-        self.clients
-            .get(key)
-            .is_some_and(|c| c.pending_connect.is_some())
-    }
-
-    /// Parks a CONNECT whose credentials need bcrypt: the worker checks the
-    /// secret while the loop serves everyone else.
-    pub(crate) fn defer_connect(
-        &mut self,
-        key: usize,
-        json: &[u8],
-        hash: String,
-        given: String,
-    ) -> Result<(), ProtoError> {
-        if self.auth_worker.is_none() {
-            let worker = Waker::new(self.poll.registry(), WAKER)
-                .and_then(|waker| AuthWorker::start(Arc::new(waker)));
-            match worker {
-                Ok(worker) => self.auth_worker = Some(worker),
-                Err(e) => {
-                    error!("Cannot start the bcrypt worker: {e}");
-                    return Err(ProtoError::AuthorizationViolation);
-                }
-            }
-        }
-        let (Some(worker), Some(client)) = (&self.auth_worker, self.clients.get_mut(key)) else {
-            return Err(ProtoError::AuthorizationViolation);
-        };
-        let job = Job {
-            key,
-            cid: client.cid,
-            hash,
-            given,
-        };
-        if !worker.submit(job) {
-            warn!(
-                "{} bcrypt queue full ({} checks waiting); refusing the login",
-                client.describe(),
-                crate::auth_worker::QUEUE
-            );
-            return Err(ProtoError::AuthorizationViolation);
-        }
-        client.pending_connect = Some(json.into());
-        Ok(())
-    }
-
-    /// Finishes the CONNECTs the bcrypt worker has answered, then goes on
-    /// with what those clients sent after them.
-    fn on_auth_verdicts(&mut self) {
-        let Some(worker) = &self.auth_worker else {
-            return;
-        };
-        let verdicts: Vec<_> = worker.verdicts().collect();
-        for v in verdicts {
-            let Some(client) = self.clients.get_mut(v.key) else {
-                continue;
-            };
-            if client.cid != v.cid || client.is_closing() {
-                continue; // that connection is gone
-            }
-            let Some(json) = client.pending_connect.take() else {
-                continue;
-            };
-            if !v.ok {
-                self.on_error(v.key, ProtoError::AuthorizationViolation);
-                continue;
-            }
-            client.verified_hash = Some(v.hash);
-            if let Err(e) = self.dispatch(v.key, Op::Connect(&json))
-                && !self.handle_error(v.key, e)
-            {
-                continue;
-            }
-            // Now the operations that came after the CONNECT, then the socket.
-            let Some(client) = self.clients.get_mut(v.key) else {
-                continue;
-            };
-            let waiting = std::mem::take(&mut client.carry);
-            self.ingest(v.key, &waiting);
-            self.read_client(v.key, false);
-        }
     }
 
     /// Whether `pending` is an HPUB whose control line is complete (only its
@@ -983,34 +813,6 @@ impl Server {
         }
     }
 
-    /// Cuts off a client that cannot keep up. Its pending output is dropped;
-    /// one best-effort write tells it why.
-    pub(crate) fn slow_consumer(&mut self, key: usize) {
-        let Some(client) = self.clients.get_mut(key) else {
-            return;
-        };
-        if client.is_closing() {
-            return;
-        }
-        self.stats.slow_consumers += 1;
-        warn!(
-            "{} Slow Consumer Detected: {} bytes pending, max_pending {} (slow consumers so far: {})",
-            client.describe(),
-            client.pending(),
-            self.config.max_pending,
-            self.stats.slow_consumers
-        );
-        client.out.clear();
-        client.out_pos = 0;
-        if !client.mid_frame {
-            // Only at a frame boundary, or the client would read garbage.
-            let mut note = Vec::new();
-            proto::push_err(&mut note, "Slow Consumer");
-            let _ = io::Write::write(&mut client.stream, &note);
-        }
-        self.begin_close(key, CloseReason::SlowConsumer);
-    }
-
     // ----- timers -----
 
     /// Auth timeouts, keepalive PINGs and stale connections, stalled
@@ -1120,86 +922,6 @@ impl Server {
                 *deadline = grace;
             }
         }
-    }
-
-    /// Re-reads the configuration file (SIGHUP).
-    fn reload(&mut self) {
-        let Some(path) = self.config.config_file.clone() else {
-            warn!("Reload requested, but the server was started without a configuration file");
-            return;
-        };
-        // The command line is parsed again: the file is re-read and flags
-        // still override it, as at start-up.
-        let parsed = if self.config.args.is_empty() {
-            let mut fresh = Config {
-                config_file: Some(path.clone()),
-                ..Config::default()
-            };
-            crate::config::load_file(&mut fresh, &path).map(|w| (fresh, w))
-        } else {
-            match crate::config::parse_args(self.config.args.clone()) {
-                Ok((Command::Run(c) | Command::Check(c), w)) => Ok((c, w)),
-                Ok(_) => Err(crate::config::ConfigError(
-                    "the command line no longer names a configuration".into(),
-                )),
-                Err(e) => Err(e),
-            }
-        };
-        match parsed {
-            Ok((fresh, warnings)) => {
-                for w in warnings {
-                    warn!("{}: {w}", path.display());
-                }
-                if fresh.host != self.config.host || fresh.port != self.config.port {
-                    warn!(
-                        "Reload: the listen address cannot change without a restart; keeping {}",
-                        self.local_addr
-                    );
-                }
-                if fresh.logfile != self.config.logfile {
-                    warn!("Reload: the log file cannot change without a restart");
-                }
-                self.apply_reload(fresh);
-                info!("Reloaded server configuration");
-            }
-            Err(e) => error!("Reload failed, keeping the running configuration: {e}"),
-        }
-    }
-
-    /// Applies the options that can change while running.
-    fn apply_reload(&mut self, fresh: Config) {
-        let c = &mut self.config;
-        c.max_payload = fresh.max_payload;
-        c.max_control_line = fresh.max_control_line;
-        c.max_pending = fresh.max_pending;
-        c.max_connections = fresh.max_connections;
-        c.max_subscriptions = fresh.max_subscriptions;
-        c.ping_interval = fresh.ping_interval;
-        c.ping_max = fresh.ping_max;
-        c.write_deadline = fresh.write_deadline;
-        c.auth = fresh.auth;
-        c.server_name = fresh.server_name;
-        if (c.debug, c.trace) != (fresh.debug, fresh.trace)
-            && std::env::var_os("RUST_LOG").is_none()
-        {
-            log::set_max_level(crate::config::log_level(fresh.debug, fresh.trace));
-        }
-        c.debug = fresh.debug;
-        c.trace = fresh.trace;
-        self.limits = Limits {
-            max_control_line: c.max_control_line,
-            max_payload: c.max_payload,
-        };
-        self.info = InfoTemplate::new(&ServerInfo {
-            server_id: &self.server_id,
-            server_name: c.server_name.as_deref().unwrap_or(&self.server_id),
-            host: &c.host,
-            port: self.local_addr.port(),
-            max_payload: c.max_payload,
-            auth_required: c.auth.announce_required(),
-        });
-        // Credentials and permissions apply to existing connections too.
-        self.reauthorize_clients();
     }
 }
 

@@ -1,0 +1,90 @@
+//! SIGHUP: re-read the configuration file and apply what can change while
+//! running; what cannot (the listen address) is logged.
+
+use super::Server;
+use crate::config::{Command, Config};
+use crate::parser::Limits;
+use crate::proto::{InfoTemplate, ServerInfo};
+use log::{error, info, warn};
+
+impl Server {
+    /// Re-reads the configuration file (SIGHUP).
+    pub(super) fn reload(&mut self) {
+        let Some(path) = self.config.config_file.clone() else {
+            warn!("Reload requested, but the server was started without a configuration file");
+            return;
+        };
+        // The command line is parsed again: the file is re-read and flags
+        // still override it, as at start-up.
+        let parsed = if self.config.args.is_empty() {
+            let mut fresh = Config {
+                config_file: Some(path.clone()),
+                ..Config::default()
+            };
+            crate::config::load_file(&mut fresh, &path).map(|w| (fresh, w))
+        } else {
+            match crate::config::parse_args(self.config.args.clone()) {
+                Ok((Command::Run(c) | Command::Check(c), w)) => Ok((c, w)),
+                Ok(_) => Err(crate::config::ConfigError(
+                    "the command line no longer names a configuration".into(),
+                )),
+                Err(e) => Err(e),
+            }
+        };
+        match parsed {
+            Ok((fresh, warnings)) => {
+                for w in warnings {
+                    warn!("{}: {w}", path.display());
+                }
+                if fresh.host != self.config.host || fresh.port != self.config.port {
+                    warn!(
+                        "Reload: the listen address cannot change without a restart; keeping {}",
+                        self.local_addr
+                    );
+                }
+                if fresh.logfile != self.config.logfile {
+                    warn!("Reload: the log file cannot change without a restart");
+                }
+                self.apply_reload(fresh);
+                info!("Reloaded server configuration");
+            }
+            Err(e) => error!("Reload failed, keeping the running configuration: {e}"),
+        }
+    }
+
+    /// Applies the options that can change while running.
+    fn apply_reload(&mut self, fresh: Config) {
+        let c = &mut self.config;
+        c.max_payload = fresh.max_payload;
+        c.max_control_line = fresh.max_control_line;
+        c.max_pending = fresh.max_pending;
+        c.max_connections = fresh.max_connections;
+        c.max_subscriptions = fresh.max_subscriptions;
+        c.ping_interval = fresh.ping_interval;
+        c.ping_max = fresh.ping_max;
+        c.write_deadline = fresh.write_deadline;
+        c.auth = fresh.auth;
+        c.server_name = fresh.server_name;
+        if (c.debug, c.trace) != (fresh.debug, fresh.trace)
+            && std::env::var_os("RUST_LOG").is_none()
+        {
+            log::set_max_level(crate::config::log_level(fresh.debug, fresh.trace));
+        }
+        c.debug = fresh.debug;
+        c.trace = fresh.trace;
+        self.limits = Limits {
+            max_control_line: c.max_control_line,
+            max_payload: c.max_payload,
+        };
+        self.info = InfoTemplate::new(&ServerInfo {
+            server_id: &self.server_id,
+            server_name: c.server_name.as_deref().unwrap_or(&self.server_id),
+            host: &c.host,
+            port: self.local_addr.port(),
+            max_payload: c.max_payload,
+            auth_required: c.auth.announce_required(),
+        });
+        // Credentials and permissions apply to existing connections too.
+        self.reauthorize_clients();
+    }
+}
