@@ -517,3 +517,43 @@ fn peer_reset_while_server_writes_is_handled() {
     assert!(server.wait_until_empty(), "log: {:?}", server.log_lines());
     assert!(server.client().sync_answering_pings().is_empty());
 }
+
+/// A subscriber whose socket takes nothing for `write_deadline` is cut off
+/// as a slow consumer even while its pending output is under `max_pending`,
+/// and the publisher goes on.
+#[test]
+fn stalled_write_past_the_write_deadline_is_a_slow_consumer() {
+    let server = TestServer::start(&["--write_deadline", "300ms", "--max_pending", "512MB"]);
+    let (mut stalled, cid) = client_with_cid(&server);
+    stalled.send(b"SUB deadline 1\r\n");
+    assert!(stalled.sync_answering_pings().is_empty());
+    let mut publisher = server.client();
+    // Publish in rounds until the server gives up on the subscriber that
+    // never reads: more than the kernel's socket buffers can hold, far less
+    // than max_pending. Bounded: at most 200 rounds of 1 MB.
+    let batch = kilobyte_pubs("deadline", b'w', 1000);
+    let mut cut = None;
+    for _ in 0..200 {
+        publisher.send(&batch);
+        assert!(publisher.sync_answering_pings().is_empty());
+        cut = server
+            .log_lines()
+            .into_iter()
+            .find(|l| l.contains("Slow Consumer Detected") && l.contains(&format!("cid:{cid} ")));
+        if cut.is_some() {
+            break;
+        }
+    }
+    let line = cut.expect("the stalled subscriber was cut off by the write deadline");
+    // Cut off well under max_pending: the deadline, not the size, decided.
+    let pending: usize = line
+        .split("Detected: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("pending bytes in the log line");
+    assert!(pending < 512 * 1024 * 1024, "{line}");
+    // The publisher is unaffected.
+    publisher.send(b"PUB other 2\r\nok\r\n");
+    assert!(publisher.sync_answering_pings().is_empty());
+}
