@@ -49,6 +49,7 @@ fn main() -> ExitCode {
     for w in &warnings {
         log::warn!("{w}");
     }
+    raise_open_files_limit();
     let addr = format!("{}:{}", config.host, config.port);
     let mut server = match Server::bind(config) {
         Ok(server) => server,
@@ -87,5 +88,28 @@ fn init_logging(debug: bool, trace: bool, log_file: Option<std::fs::File>) {
     builder.init();
     if std::env::var_os("RUST_LOG").is_none() {
         log::set_max_level(config::log_level(debug, trace));
+    }
+}
+
+/// Every connection is a file descriptor, and many systems start processes
+/// with a soft limit of 1024 open files: raise it to the hard limit (capped
+/// at 1M when unlimited), as the Go runtime does for nats-server, so that the
+/// default `max_connections` (65536) is reachable where the system allows.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    const CAP: u64 = 1 << 20;
+    let limit = getrlimit(Resource::Nofile);
+    let target = limit.maximum.unwrap_or(CAP).min(CAP);
+    if let Some(current) = limit.current
+        && current < target
+    {
+        let raised = Rlimit {
+            current: Some(target),
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => log::debug!("Raised the open files limit from {current} to {target}"),
+            Err(e) => log::warn!("Cannot raise the open files limit from {current}: {e}"),
+        }
     }
 }

@@ -557,3 +557,22 @@ fn stalled_write_past_the_write_deadline_is_a_slow_consumer() {
     publisher.send(b"PUB other 2\r\nok\r\n");
     assert!(publisher.sync_answering_pings().is_empty());
 }
+
+/// Started with a soft open-files limit of 64 (the hard limit untouched),
+/// natrium raises it to the hard limit and serves 200 connections at once,
+/// as nats-server does.
+#[test]
+fn a_low_soft_fd_limit_is_raised_at_start() {
+    let server = TestServer::start_with_shell_prefix("ulimit -Sn 64", &[]);
+    assert!(
+        server
+            .wait_for_log("Raised the open files limit from 64")
+            .is_some(),
+        "log: {:?}",
+        server.log_lines()
+    );
+    let mut conns: Vec<Conn> = (0..200).map(|_| server.client()).collect();
+    for c in &mut conns {
+        assert!(c.sync_answering_pings().is_empty());
+    }
+}
