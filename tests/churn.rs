@@ -476,8 +476,8 @@ fn running_out_of_file_descriptors_does_not_spin() {
 fn a_reading_subscriber_behind_a_fast_publisher_is_not_cut_off() {
     let _guard = one_at_a_time();
     const N: usize = 4000;
-    const SIZE: usize = 4096; // 16 MB in all, 64 times max_pending
-    let server = TestServer::start(&["--max_pending", "256KB", "--max_payload", "64KB"]);
+    const SIZE: usize = 4096; // 16 MB in all, 16 times max_pending
+    let server = TestServer::start(&["--max_pending", "1MB", "--max_payload", "64KB"]);
     let mut sub = server.client();
     sub.send(b"SUB steady 1\r\n");
     assert!(sub.sync_answering_pings().is_empty());

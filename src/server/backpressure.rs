@@ -26,7 +26,7 @@ pub(super) const STALL_MAX: Duration = Duration::from_millis(20);
 /// A subscriber counts as reading (and worth waiting for) when its socket
 /// took bytes this recently; one that stopped reading is not waited for,
 /// and is cut off when it reaches `max_pending`.
-pub(crate) const STALL_PROGRESS: Duration = Duration::from_millis(50);
+pub(crate) const STALL_PROGRESS: Duration = Duration::from_millis(250);
 /// The fill level of a subscriber's pending output (as a fraction of
 /// `max_pending`) above which its publishers are slowed down.
 pub(crate) const STALL_NUMERATOR: usize = 3;
