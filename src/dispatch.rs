@@ -3,7 +3,7 @@
 //!
 //! These are methods on [`Server`] because an operation of one client
 //! reaches the sublist, the subscription slab and other clients' outbound
-//! buffers. I/O stays in `server.rs`: here bytes are only appended to
+//! buffers. I/O stays in the `server` module: here bytes are only appended to
 //! buffers, and every client written to is put on the turn's flush list.
 
 use crate::client::CloseReason;
@@ -364,7 +364,7 @@ impl Server {
         client.out_msgs += 1;
         client.out_bytes += data.len() as u64;
         // A subscriber that is reading but falling behind: slow the
-        // publisher down rather than cut the subscriber off (server.rs, stall).
+        // publisher down rather than cut the subscriber off (server/backpressure.rs).
         let nearly_full = client.pending()
             > self.config.max_pending / crate::server::STALL_DENOMINATOR
                 * crate::server::STALL_NUMERATOR
