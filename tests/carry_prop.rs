@@ -7,95 +7,13 @@
 //!
 //! The same model runs under libFuzzer in fuzz/fuzz_targets/parser.rs.
 
+#[path = "common/read_path.rs"]
+mod read_path;
+
 use natrium::error::ProtoError;
-use natrium::parser::{Limits, Parsed, parse};
-use natrium::server::complete_carry;
+use natrium::parser::Limits;
 use proptest::prelude::*;
-
-#[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    ops: Vec<String>,
-    error: Option<ProtoError>,
-    tail: Vec<u8>,
-}
-
-fn max_tail(limits: &Limits) -> usize {
-    limits.max_control_line + 9 + limits.max_payload + 2
-}
-
-/// One read's worth of `Server::ingest`, without the dispatching.
-fn ingest(
-    carry: &mut Vec<u8>,
-    data: &[u8],
-    limits: &Limits,
-    ops: &mut Vec<String>,
-) -> Result<(), ProtoError> {
-    let mut pos = 0;
-    if !carry.is_empty() {
-        if complete_carry(carry, data, &mut pos, limits)? {
-            match parse(carry, limits)? {
-                Parsed::Complete { op, len } => {
-                    assert_eq!(len, carry.len(), "carry holds more than one operation");
-                    if let Some(op) = op {
-                        ops.push(format!("{op:?}"));
-                    }
-                }
-                Parsed::Partial(need) => panic!("complete carry parsed as partial: {need:?}"),
-            }
-            carry.clear();
-        } else {
-            assert_eq!(pos, data.len());
-            return Ok(());
-        }
-    }
-    while pos < data.len() {
-        match parse(&data[pos..], limits)? {
-            Parsed::Complete { op, len } => {
-                assert!(len > 0 && pos + len <= data.len());
-                if let Some(op) = op {
-                    ops.push(format!("{op:?}"));
-                }
-                pos += len;
-            }
-            Parsed::Partial(_) => {
-                carry.extend_from_slice(&data[pos..]);
-                break;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Feeds `stream` cut at `cuts` (any order, out-of-range ignored).
-fn feed(stream: &[u8], cuts: &[usize], limits: &Limits) -> Outcome {
-    let mut ends: Vec<usize> = cuts
-        .iter()
-        .copied()
-        .filter(|&c| c > 0 && c < stream.len())
-        .collect();
-    ends.sort_unstable();
-    ends.dedup();
-    ends.push(stream.len());
-    let mut carry = Vec::new();
-    let mut ops = Vec::new();
-    let mut error = None;
-    let mut start = 0;
-    for end in ends {
-        if let Err(e) = ingest(&mut carry, &stream[start..end], limits, &mut ops) {
-            error = Some(e);
-            break;
-        }
-        assert!(
-            carry.len() <= max_tail(limits),
-            "kept {} bytes, bound {} ({limits:?})",
-            carry.len(),
-            max_tail(limits)
-        );
-        start = end;
-    }
-    let tail = if error.is_some() { Vec::new() } else { carry };
-    Outcome { ops, error, tail }
-}
+use read_path::feed;
 
 /// Streams that look like the protocol often enough to get past the first
 /// line: fragments of real operations mixed with random bytes.

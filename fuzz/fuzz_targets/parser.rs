@@ -1,5 +1,6 @@
 //! Feeds arbitrary bytes to `natrium::parser::parse` the way the server does
-//! (`Server::ingest` in src/server.rs): the stream arrives in chunks split at
+//! (`Server::ingest` in src/server/mod.rs; the model is shared with the
+//! property test in tests/common/read_path.rs): the stream arrives in chunks split at
 //! fuzzer-chosen points; an operation left incomplete at the end of a chunk
 //! is kept in a carry buffer and completed from the next chunk with
 //! `natrium::server::complete_carry` (the server's own function), and the
@@ -20,100 +21,12 @@
 
 #![no_main]
 
+#[path = "../../tests/common/read_path.rs"]
+mod read_path;
+
 use libfuzzer_sys::fuzz_target;
-use natrium::error::ProtoError;
-use natrium::parser::{Limits, Parsed, parse};
-use natrium::server::complete_carry;
-
-/// What a connection saw: the operations (as Debug text), the error that
-/// would close it, and the tail still waiting for more bytes.
-#[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    ops: Vec<String>,
-    error: Option<ProtoError>,
-    tail: Vec<u8>,
-}
-
-/// The most a connection may keep between reads.
-fn max_tail(limits: &Limits) -> usize {
-    limits.max_control_line + 9 + limits.max_payload + 2
-}
-
-/// One read's worth of `Server::ingest`, without the dispatching.
-fn ingest(
-    carry: &mut Vec<u8>,
-    data: &[u8],
-    limits: &Limits,
-    ops: &mut Vec<String>,
-) -> Result<(), ProtoError> {
-    let mut pos = 0;
-    if !carry.is_empty() {
-        if complete_carry(carry, data, &mut pos, limits)? {
-            match parse(carry, limits)? {
-                Parsed::Complete { op, len } => {
-                    assert_eq!(len, carry.len(), "carry holds more than one operation");
-                    if let Some(op) = op {
-                        ops.push(format!("{op:?}"));
-                    }
-                }
-                Parsed::Partial(need) => {
-                    panic!("complete_carry said complete, parse says {need:?}")
-                }
-            }
-            carry.clear();
-        } else {
-            assert_eq!(pos, data.len(), "complete_carry stopped early");
-            return Ok(());
-        }
-    }
-    while pos < data.len() {
-        match parse(&data[pos..], limits)? {
-            Parsed::Complete { op, len } => {
-                assert!(len > 0 && pos + len <= data.len(), "bad len {len}");
-                if let Some(op) = op {
-                    ops.push(format!("{op:?}"));
-                }
-                pos += len;
-            }
-            Parsed::Partial(_) => {
-                carry.extend_from_slice(&data[pos..]);
-                break;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Feeds `stream` in chunks of the given lengths (the rest in one last chunk).
-fn feed(stream: &[u8], chunks: &[usize], limits: &Limits) -> Outcome {
-    let mut carry = Vec::new();
-    let mut ops = Vec::new();
-    let mut start = 0;
-    let mut error = None;
-    let ends = chunks
-        .iter()
-        .scan(0usize, |end, &n| {
-            *end += n;
-            Some(*end)
-        })
-        .filter(|&end| end < stream.len())
-        .chain(std::iter::once(stream.len()));
-    for end in ends {
-        if let Err(e) = ingest(&mut carry, &stream[start..end], limits, &mut ops) {
-            error = Some(e);
-            break;
-        }
-        assert!(
-            carry.len() <= max_tail(limits),
-            "carry of {} bytes over the bound {} ({limits:?})",
-            carry.len(),
-            max_tail(limits)
-        );
-        start = end;
-    }
-    let tail = if error.is_some() { Vec::new() } else { carry };
-    Outcome { ops, error, tail }
-}
+use natrium::parser::Limits;
+use read_path::feed;
 
 fuzz_target!(|input: &[u8]| {
     let [a, b, n, rest @ ..] = input else {
@@ -128,8 +41,15 @@ fuzz_target!(|input: &[u8]| {
         return;
     }
     let (cuts, stream) = rest.split_at(n);
-    let chunks: Vec<usize> = cuts.iter().map(|&c| usize::from(c) + 1).collect();
-    let split = feed(stream, &chunks, &limits);
+    // Each byte is a chunk length (1..=256); the reads end where they add up.
+    let ends: Vec<usize> = cuts
+        .iter()
+        .scan(0usize, |end, &c| {
+            *end += usize::from(c) + 1;
+            Some(*end)
+        })
+        .collect();
+    let split = feed(stream, &ends, &limits);
     let whole = feed(stream, &[], &limits);
     assert_eq!(split, whole, "splitting changed the outcome");
 });
