@@ -52,6 +52,10 @@ pub struct AuthConfig {
     pub no_auth_user: Option<String>,
     /// Time a client has to send a valid CONNECT when auth is required.
     pub timeout: Duration,
+    /// Whether `timeout` was configured (if not, TLS raises the default).
+    pub timeout_set: bool,
+    /// TLS `verify_and_map`: a client is the user its certificate names.
+    pub cert_map: bool,
     /// `--user` from the command line (merged by [`AuthConfig::finish_cli`]).
     pub cli_user: Option<String>,
     /// `--pass` from the command line.
@@ -70,6 +74,8 @@ impl Default for AuthConfig {
             nkeys: Vec::new(),
             no_auth_user: None,
             timeout: Duration::from_secs(2),
+            timeout_set: false,
+            cert_map: false,
             cli_user: None,
             cli_pass: None,
             file_user: None,
@@ -116,6 +122,8 @@ pub struct Credentials {
     pub bcrypt_needed: Option<(String, String)>,
     /// Whether bcrypt may run inline (false: record it in `bcrypt_needed`).
     defer_bcrypt: bool,
+    /// The names the client's TLS certificate offers (`verify_and_map`).
+    pub cert_names: Vec<String>,
 }
 
 impl Credentials {
@@ -131,6 +139,7 @@ impl Credentials {
             verified_token: None,
             bcrypt_needed: None,
             defer_bcrypt: false,
+            cert_names: Vec::new(),
         }
     }
 
@@ -250,6 +259,18 @@ impl AuthConfig {
     ) -> Option<Authenticated> {
         if !self.required() {
             return Authenticated::plain(Identity::Anonymous);
+        }
+        if self.cert_map {
+            // verify_and_map: the certificate says who the client is; what
+            // CONNECT says does not count.
+            let user = creds
+                .cert_names
+                .iter()
+                .find_map(|name| self.users.iter().rev().find(|u| &u.name == name))?;
+            return Some(Authenticated {
+                identity: Identity::User(user.name.clone()),
+                permissions: user.permissions.clone(),
+            });
         }
         if !self.nkeys.is_empty()
             && let Some(nkey) = creds.nkey.as_deref().filter(|k| !k.is_empty())

@@ -1,5 +1,5 @@
-//! One client connection: its socket, the partial operation carried between
-//! reads, its outbound buffer, the options it sent in CONNECT, its
+//! One client connection: its socket (and TLS session, if any), the partial
+//! operation carried between reads, its outbound buffer, the options it sent in CONNECT, its
 //! subscriptions by sid, and its keepalive state.
 //!
 //! A client never touches the sublist or another client: the server reads
@@ -10,6 +10,7 @@ use crate::auth::{Credentials, Identity};
 use crate::permissions::ClientPerms;
 use crate::proto::ConnectInfo;
 use crate::sublist::FxHashMap;
+use crate::tls::TlsState;
 use mio::net::TcpStream;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -34,6 +35,9 @@ pub enum CloseReason {
     SlowConsumer,
     /// Over `max_connections`.
     MaxConnections,
+    /// The TLS handshake failed or timed out, or a plain-text client came
+    /// to a TLS-only server.
+    TlsHandshake,
     /// The server is shutting down.
     ServerShutdown,
 }
@@ -144,6 +148,9 @@ pub struct Client {
     pub cid: u64,
     /// The socket.
     pub stream: TcpStream,
+    /// The TLS session, when the server requires TLS (`None` otherwise:
+    /// plain connections pay one branch for it).
+    pub tls: Option<Box<TlsState>>,
     /// The peer's address.
     pub addr: SocketAddr,
     /// An operation split across reads: its bytes so far (empty almost always).
@@ -217,6 +224,7 @@ impl Client {
         Client {
             cid,
             stream,
+            tls: None,
             addr,
             carry: Vec::new(),
             out: Vec::new(),
@@ -273,6 +281,9 @@ impl Client {
     /// Writes pending output until done or the socket is full.
     /// Returns `Ok(true)` when nothing is left pending.
     pub fn write_pending(&mut self, now: Instant) -> io::Result<bool> {
+        if self.tls.as_ref().is_some_and(|tls| !tls.is_plain()) {
+            return self.write_pending_tls(now);
+        }
         while self.out_pos < self.out.len() {
             match self.stream.write(&self.out[self.out_pos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -301,6 +312,64 @@ impl Client {
                 self.out_pos = 0;
             }
             Ok(false)
+        }
+    }
+
+    /// [`Client::write_pending`] through the TLS session: plaintext from
+    /// `out` is handed to rustls (which holds at most its buffer limit) and
+    /// the records it makes are written to the socket.
+    fn write_pending_tls(&mut self, now: Instant) -> io::Result<bool> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return Ok(true);
+        };
+        loop {
+            while tls.session.wants_write() {
+                match tls.session.write_tls(&mut self.stream) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(_) => {
+                        self.last_write_progress = now;
+                        self.busy = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        // rustls may hold part of a frame: never assume a
+                        // frame boundary while anything is pending.
+                        self.mid_frame = true;
+                        return Ok(false);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if self.out_pos == self.out.len() {
+                self.out.clear();
+                self.out_pos = 0;
+                self.last_write_progress = now;
+                self.mid_frame = false;
+                return Ok(true);
+            }
+            let taken = tls.session.writer().write(&self.out[self.out_pos..])?;
+            if taken == 0 {
+                // rustls's buffer is full and nothing can be sent yet
+                // (the handshake is still going): wait for the socket.
+                self.mid_frame = true;
+                return Ok(false);
+            }
+            self.out_pos += taken;
+            if self.out_pos >= self.out.len() / 2 && self.out_pos < self.out.len() {
+                self.out.drain(..self.out_pos);
+                self.out_pos = 0;
+            }
+        }
+    }
+
+    /// Queues a TLS close_notify (once) before the write side is shut.
+    pub fn notify_close(&mut self) {
+        if let Some(tls) = self.tls.as_deref_mut()
+            && !tls.is_plain()
+            && !tls.close_notified
+        {
+            tls.session.send_close_notify();
+            tls.close_notified = true;
         }
     }
 

@@ -9,6 +9,7 @@
 use crate::auth::{AuthConfig, NkeyUser, User};
 use crate::conf::{self, Item, Map, Value};
 use crate::permissions::{Permissions, ResponsePermission, SubjectPermission};
+use crate::tls::{DEFAULT_HANDSHAKE_FIRST_FALLBACK, HandshakeFirst, TlsOptions};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub struct Config {
     pub write_deadline: Duration,
     /// Credentials and the auth timeout.
     pub auth: AuthConfig,
+    /// TLS for client connections (`tls { ... }`, `--tls*`); `None` is plain.
+    pub tls: Option<TlsOptions>,
     /// Debug logging (`-D`, `debug`).
     pub debug: bool,
     /// Protocol tracing (`-V`, `trace`).
@@ -74,6 +77,7 @@ impl Default for Config {
             ping_max: 2,
             write_deadline: Duration::from_secs(10),
             auth: AuthConfig::default(),
+            tls: None,
             debug: false,
             trace: false,
             config_file: None,
@@ -144,6 +148,13 @@ Limits (natrium flags; nats-server has these only as config keys):
         --auth_timeout <duration>    Time to authenticate (default: 2s)
         --write_deadline <duration>  Time a stalled write may take (default: 10s)
 
+TLS options:
+        --tls                        Enable TLS, do not verify clients
+        --tlscert <file>             Server certificate file (PEM)
+        --tlskey <file>              Private key for the server certificate (PEM)
+        --tlsverify                  Enable TLS, verify client certificates
+        --tlscacert <file>           Client certificate CA for verification
+
 Common options:
     -h, --help                       Show this message
     -v, --version                    Show version
@@ -175,6 +186,9 @@ const VALUE_FLAGS: &[&str] = &[
     "--ping_max",
     "--auth_timeout",
     "--write_deadline",
+    "--tlscert",
+    "--tlskey",
+    "--tlscacert",
 ];
 
 /// Parses the command line (without the program name).
@@ -269,12 +283,29 @@ where
             "--max_subscriptions" => config.max_subscriptions = parse_count(name, v)?,
             "--ping_interval" => config.ping_interval = parse_duration_flag(name, v)?,
             "--ping_max" => config.ping_max = parse_count(name, v)? as u32,
-            "--auth_timeout" => config.auth.timeout = parse_duration_flag(name, v)?,
+            "--auth_timeout" => {
+                config.auth.timeout = parse_duration_flag(name, v)?;
+                config.auth.timeout_set = true;
+            }
+            "--tls" => {
+                config.tls.get_or_insert_with(TlsOptions::default);
+            }
+            "--tlsverify" => config.tls.get_or_insert_with(TlsOptions::default).verify = true,
+            "--tlscert" => {
+                config.tls.get_or_insert_with(TlsOptions::default).cert_file = Some(v.into());
+            }
+            "--tlskey" => {
+                config.tls.get_or_insert_with(TlsOptions::default).key_file = Some(v.into());
+            }
+            "--tlscacert" => {
+                config.tls.get_or_insert_with(TlsOptions::default).ca_file = Some(v.into());
+            }
             "--write_deadline" => config.write_deadline = parse_duration_flag(name, v)?,
             _ => return err(format!("unknown flag {name} (see --help)")),
         }
     }
     config.auth.finish_cli()?;
+    finish_tls(&mut config);
     validate(&config)?;
     Ok((
         if check_only {
@@ -284,6 +315,82 @@ where
         },
         warnings,
     ))
+}
+
+/// What TLS changes elsewhere, as in nats-server: the default auth timeout
+/// becomes the TLS timeout plus one second, and `verify_and_map` makes the
+/// certificate, not CONNECT, say who the client is.
+fn finish_tls(config: &mut Config) {
+    let Some(tls) = &config.tls else {
+        config.auth.cert_map = false;
+        return;
+    };
+    if !config.auth.timeout_set {
+        config.auth.timeout = tls.timeout() + Duration::from_secs(1);
+    }
+    config.auth.cert_map = tls.verify_and_map;
+}
+
+/// The `tls { ... }` block.
+fn tls_block(block: &Map, warnings: &mut Vec<String>) -> Result<TlsOptions, ConfigError> {
+    let mut tls = TlsOptions::default();
+    for entry in block.iter() {
+        let value = &entry.value;
+        match entry.key.to_ascii_lowercase().as_str() {
+            "cert_file" => tls.cert_file = Some(str_value(&entry.key, value)?.into()),
+            "key_file" => tls.key_file = Some(str_value(&entry.key, value)?.into()),
+            "ca_file" => tls.ca_file = Some(str_value(&entry.key, value)?.into()),
+            "verify" => tls.verify = bool_value(&entry.key, value)?,
+            "verify_and_map" => tls.verify_and_map = bool_value(&entry.key, value)?,
+            "timeout" => {
+                // Seconds, possibly fractional (`timeout: 0.5`), or a duration string.
+                let d = match &value.value {
+                    Value::Int(n) if *n > 0 => Duration::from_secs(*n as u64),
+                    Value::Float(f) if *f > 0.0 && f.is_finite() => Duration::from_secs_f64(*f),
+                    Value::Str(s) => parse_duration_str(s)
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| at(value, "tls timeout must be a positive duration"))?,
+                    _ => {
+                        return Err(at(
+                            value,
+                            "tls timeout must be a positive number of seconds",
+                        ));
+                    }
+                };
+                tls.timeout = Some(d);
+            }
+            "handshake_first" | "first" | "immediate" => {
+                tls.handshake_first = match &value.value {
+                    Value::Bool(true) => HandshakeFirst::On,
+                    Value::Bool(false) => HandshakeFirst::Off,
+                    Value::Str(s) if s.eq_ignore_ascii_case("auto") => {
+                        HandshakeFirst::Fallback(DEFAULT_HANDSHAKE_FIRST_FALLBACK)
+                    }
+                    Value::Str(s) => match s.to_ascii_lowercase().as_str() {
+                        "true" | "on" | "yes" => HandshakeFirst::On,
+                        "false" | "off" | "no" => HandshakeFirst::Off,
+                        _ => HandshakeFirst::Fallback(parse_duration_str(s).ok_or_else(|| {
+                            at(
+                                value,
+                                "handshake_first must be true, false, \"auto\" or a duration",
+                            )
+                        })?),
+                    },
+                    _ => {
+                        return Err(at(
+                            value,
+                            "handshake_first must be true, false, \"auto\" or a duration",
+                        ));
+                    }
+                };
+            }
+            _ => warnings.push(format!(
+                "{}:{}: tls option '{}' is not supported by natrium and is ignored",
+                entry.key_pos.line, entry.key_pos.col, entry.key
+            )),
+        }
+    }
+    Ok(tls)
 }
 
 /// The log level for the `debug` and `trace` options.
@@ -459,6 +566,12 @@ pub fn apply_map(config: &mut Config, map: &Map) -> Result<Vec<String>, ConfigEr
                 };
                 warnings.extend(config.auth.apply_block(item, block)?);
             }
+            "tls" => {
+                let Some(block) = item.value.as_map() else {
+                    return Err(at(item, "tls must be a block { ... }"));
+                };
+                config.tls = Some(tls_block(block, &mut warnings)?);
+            }
             "no_auth_user" => config.auth.no_auth_user = Some(str_value(&entry.key, item)?),
             "logfile" | "log_file" => {
                 config.logfile = Some(PathBuf::from(str_value(&entry.key, item)?));
@@ -553,7 +666,10 @@ impl AuthConfig {
                 "user" | "username" => self.file_user = Some(str_value(&entry.key, value)?),
                 "password" | "pass" => self.file_pass = Some(str_value(&entry.key, value)?),
                 "token" => self.token = Some(str_value(&entry.key, value)?),
-                "timeout" => self.timeout = duration_value(&entry.key, value)?,
+                "timeout" => {
+                    self.timeout = duration_value(&entry.key, value)?;
+                    self.timeout_set = true;
+                }
                 "users" => {
                     let (u, n) = parse_users(value, &mut warnings)?;
                     users = Some(u);
@@ -1129,6 +1245,63 @@ no_auth_user: guest
             Some(strings(&["a", "b.*"]))
         );
         assert_eq!(p.subscribe, None);
+    }
+
+    #[test]
+    fn tls_block_keys() {
+        let (c, w) = load(
+            "tls {\n cert_file: \"c.pem\"\n key_file: k.pem\n ca_file: ca.pem\n verify: true\n timeout: 0.5\n handshake_first: \"300ms\"\n pinned_certs: []\n}\n",
+        )
+        .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.cert_file, Some(PathBuf::from("c.pem")));
+        assert_eq!(tls.key_file, Some(PathBuf::from("k.pem")));
+        assert_eq!(tls.ca_file, Some(PathBuf::from("ca.pem")));
+        assert!(tls.verify && !tls.verify_and_map);
+        assert_eq!(tls.timeout(), Duration::from_millis(500));
+        assert_eq!(
+            tls.handshake_first,
+            HandshakeFirst::Fallback(Duration::from_millis(300))
+        );
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("pinned_certs"));
+        let (c, _) = load("tls { handshake_first: true, timeout: \"3s\" }").unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.handshake_first, HandshakeFirst::On);
+        assert_eq!(tls.timeout(), Duration::from_secs(3));
+        let (c, _) = load("tls { handshake_first: auto }").unwrap();
+        assert_eq!(
+            c.tls.unwrap().handshake_first,
+            HandshakeFirst::Fallback(DEFAULT_HANDSHAKE_FIRST_FALLBACK)
+        );
+        assert!(load("tls { timeout: -1 }").is_err());
+        assert!(load("tls { handshake_first: sometimes }").is_err());
+        assert!(load("tls: true").is_err());
+    }
+
+    #[test]
+    fn tls_raises_the_default_auth_timeout_as_nats_server_does() {
+        let parse = |args: &[&str]| match parse_args(args.iter().copied()).unwrap().0 {
+            Command::Run(c) => c,
+            other => panic!("{other:?}"),
+        };
+        let c = parse(&["--tls", "--tlscert", "c.pem", "--tlskey", "k.pem"]);
+        assert_eq!(c.auth.timeout, Duration::from_secs(3));
+        assert!(!c.tls.as_ref().unwrap().verify);
+        let c = parse(&[
+            "--tlsverify",
+            "--auth_timeout",
+            "1s",
+            "--tlscacert",
+            "ca.pem",
+        ]);
+        assert_eq!(c.auth.timeout, Duration::from_secs(1));
+        let tls = c.tls.unwrap();
+        assert!(tls.verify);
+        assert_eq!(tls.ca_file, Some(PathBuf::from("ca.pem")));
+        let c = parse(&[]);
+        assert!(c.tls.is_none());
+        assert_eq!(c.auth.timeout, Duration::from_secs(2));
     }
 
     #[test]

@@ -96,6 +96,9 @@ impl Server {
             return Err(ProtoError::AuthorizationViolation);
         }
         let mut creds = crate::auth::Credentials::from_connect(&info);
+        if let Some(tls) = &client.tls {
+            creds.cert_names = tls.peer_names.clone();
+        }
         if let Some(hash) = client.verified_hash.take() {
             creds.mark_verified(&hash);
         }

@@ -53,6 +53,9 @@ pub enum ProtoError {
         /// Its queue group, if any.
         queue: Option<String>,
     },
+    /// A plain-text client on a TLS-only server, or a TLS handshake that
+    /// did not start in time.
+    SecureConnectionRequired,
     /// Malformed arguments (wrong count, bad size, bad JSON, HPUB without
     /// headers, ...): nats-server closes without a word (class C).
     Malformed,
@@ -75,6 +78,7 @@ impl ProtoError {
             ProtoError::InvalidSubject => "Invalid Subject",
             ProtoError::InvalidPublishSubject => "Invalid Publish Subject",
             ProtoError::MaxSubscriptions => "maximum subscriptions exceeded",
+            ProtoError::SecureConnectionRequired => "Secure Connection - TLS Required",
             ProtoError::PublishViolation(subject) => {
                 return Some(format!(
                     "Permissions Violation for Publish to {}",

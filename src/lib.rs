@@ -7,8 +7,6 @@
 //!   subscriptions, the sublist, timers and signals; reads, flushes, closes.
 //!   Its children: back-pressure and slow consumers, CONNECTs parked for
 //!   bcrypt, and configuration reload.
-//! - `access`: logins, permission errors, and re-checking clients on reload.
-//! - [`permissions`]: per-user publish/subscribe rules and their caches.
 //! - `dispatch`: what each operation does (CONNECT, SUB, UNSUB, PUB and the
 //!   fan-out of a message), as methods of the server.
 //! - [`client`]: one connection's state: socket, carried partial operation,
@@ -24,6 +22,8 @@
 //!   per-connection caches.
 //! - `access`: applying auth and permissions to connections, on CONNECT and
 //!   on reload.
+//! - [`tls`]: TLS options, the rustls configuration, one connection's TLS
+//!   state, and the user names a client certificate maps to.
 //! - [`config`]: options, defaults, the command line, config-file keys.
 //! - [`conf`]: the nats-server configuration file format (syntax only).
 //!
@@ -46,6 +46,7 @@ pub mod permissions;
 pub mod proto;
 pub mod server;
 pub mod sublist;
+pub mod tls;
 
 pub use config::Config;
 pub use server::Server;

@@ -12,6 +12,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The TLS files are read now, so that a bad certificate is a
+    // configuration error (exit 2), with `-t` too.
+    if let Command::Run(config) | Command::Check(config) = &command
+        && let Some(tls) = &config.tls
+        && let Err(e) = tls.server_config()
+    {
+        eprintln!("natrium: {e}");
+        return ExitCode::from(2);
+    }
     let config = match command {
         Command::Help => {
             print!("{USAGE}");

@@ -190,6 +190,10 @@ pub struct ServerInfo<'a> {
     pub max_payload: usize,
     /// Whether CONNECT must carry credentials.
     pub auth_required: bool,
+    /// Whether the client must start TLS (`tls_required`).
+    pub tls_required: bool,
+    /// Whether the client must present a certificate (`tls_verify`).
+    pub tls_verify: bool,
 }
 
 impl InfoTemplate {
@@ -208,7 +212,14 @@ impl InfoTemplate {
         push_json_str(&mut p, info.host);
         p.extend_from_slice(b",\"port\":");
         push_usize(&mut p, usize::from(info.port));
-        p.extend_from_slice(b",\"headers\":true,\"max_payload\":");
+        p.extend_from_slice(b",\"headers\":true");
+        if info.tls_required {
+            p.extend_from_slice(b",\"tls_required\":true");
+        }
+        if info.tls_verify {
+            p.extend_from_slice(b",\"tls_verify\":true");
+        }
+        p.extend_from_slice(b",\"max_payload\":");
         push_usize(&mut p, info.max_payload);
         if info.auth_required {
             p.extend_from_slice(b",\"auth_required\":true");
@@ -286,6 +297,8 @@ mod tests {
             port: 4222,
             max_payload: 1048576,
             auth_required: true,
+            tls_required: false,
+            tls_verify: false,
         });
         let mut out = Vec::new();
         t.push(&mut out, 7, "127.0.0.1", Some("nonce"));

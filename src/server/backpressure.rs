@@ -128,8 +128,9 @@ impl Server {
         );
         client.out.clear();
         client.out_pos = 0;
-        if !client.mid_frame {
-            // Only at a frame boundary, or the client would read garbage.
+        if !client.mid_frame && client.tls.is_none() {
+            // Only at a frame boundary, or the client would read garbage
+            // (and never around a TLS session: it would break the stream).
             let mut note = Vec::new();
             proto::push_err(&mut note, "Slow Consumer");
             let _ = io::Write::write(&mut client.stream, &note);

@@ -21,6 +21,7 @@
 mod auth_defer;
 mod backpressure;
 mod reload;
+mod tls_io;
 
 use backpressure::Stall;
 pub(crate) use backpressure::{STALL_DENOMINATOR, STALL_NUMERATOR, STALL_PROGRESS};
@@ -32,6 +33,7 @@ use crate::error::ProtoError;
 use crate::parser::{Limits, Need, Op, Parsed, parse};
 use crate::proto::{self, InfoTemplate, ServerInfo};
 use crate::sublist::Sublist;
+use crate::tls::{TlsPhase, TlsState};
 use log::{debug, error, info, log_enabled, trace, warn};
 use memchr::memchr;
 use mio::net::{TcpListener, TcpStream};
@@ -41,6 +43,7 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The listening socket.
@@ -135,6 +138,10 @@ pub struct Server {
     stalled: Vec<Stall>,
     /// Runs bcrypt off the loop (started on first use).
     auth_worker: Option<AuthWorker>,
+    /// The rustls configuration when clients must use TLS.
+    tls_config: Option<Arc<rustls::ServerConfig>>,
+    /// Decrypted bytes from TLS clients (allocated when first needed).
+    plain_buf: Vec<u8>,
     accept_paused_until: Option<Instant>,
     /// Set when shutdown starts: the moment to stop waiting for clients.
     shutdown_deadline: Option<Instant>,
@@ -164,15 +171,15 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let local_addr = listener.local_addr()?;
+        let tls_config = match &config.tls {
+            Some(tls) => Some(
+                tls.server_config()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            ),
+            None => None,
+        };
         let server_id = new_server_id();
-        let info = InfoTemplate::new(&ServerInfo {
-            server_id: &server_id,
-            server_name: config.server_name.as_deref().unwrap_or(&server_id),
-            host: &config.host,
-            port: local_addr.port(),
-            max_payload: config.max_payload,
-            auth_required: config.auth.announce_required(),
-        });
+        let info = info_template(&config, &server_id, local_addr.port());
         // Timers are checked on a housekeeping tick, fine enough for the
         // shortest of them.
         let shortest = config
@@ -203,6 +210,8 @@ impl Server {
             stall_reader: None,
             stalled: Vec::new(),
             auth_worker: None,
+            tls_config,
+            plain_buf: Vec::new(),
             accept_paused_until: None,
             shutdown_deadline: None,
             open_clients: 0,
@@ -363,12 +372,29 @@ impl Server {
                 }
             }
         }
-        self.info.push(
-            &mut client.out,
-            cid,
-            &addr.ip().to_string(),
-            client.nonce.as_deref(),
-        );
+        let mut info_now = true;
+        if let (Some(tls_config), Some(tls_opts)) = (&self.tls_config, &self.config.tls) {
+            match TlsState::new(tls_config, tls_opts, now) {
+                Ok(tls) => {
+                    // With handshake_first, INFO waits for the handshake.
+                    info_now = !tls.info_owed;
+                    client.tls = Some(Box::new(tls));
+                }
+                Err(e) => {
+                    error!("Cannot start TLS for {addr}: {e}; dropping the connection");
+                    let _ = self.poll.registry().deregister(&mut client.stream);
+                    return;
+                }
+            }
+        }
+        if info_now {
+            self.info.push(
+                &mut client.out,
+                cid,
+                &addr.ip().to_string(),
+                client.nonce.as_deref(),
+            );
+        }
         if self.config.auth.required() {
             client.auth_deadline = Some(now + self.config.auth.timeout);
         }
@@ -394,6 +420,10 @@ impl Server {
     /// With `may_stop_short`, a read that returns less than asked ends the
     /// draining (see below); without it, reads go on until `WouldBlock`/EOF.
     fn read_client(&mut self, key: usize, may_stop_short: bool) {
+        if self.clients.get(key).is_some_and(|c| c.tls.is_some()) {
+            self.read_tls_client(key);
+            return;
+        }
         for _ in 0..READ_BUDGET {
             let Some(client) = self.clients.get_mut(key) else {
                 return;
@@ -727,6 +757,16 @@ impl Server {
                 // Its EOF was read already: nothing to wait for.
                 self.remove_client(key);
             }
+            Ok(true)
+                if client
+                    .tls
+                    .as_ref()
+                    .is_some_and(|t| !t.close_notified && !t.is_plain()) =>
+            {
+                // Say goodbye inside TLS first; the next turn shuts the socket.
+                client.notify_close();
+                self.closing.push(key);
+            }
             Ok(true) => {
                 if !shut {
                     // Errors here only mean the peer is gone already.
@@ -807,6 +847,7 @@ impl Server {
                 ProtoError::StaleConnection => CloseReason::StaleConnection,
                 ProtoError::MaxConnections => CloseReason::MaxConnections,
                 ProtoError::SlowConsumer => CloseReason::SlowConsumer,
+                ProtoError::SecureConnectionRequired => CloseReason::TlsHandshake,
                 _ => CloseReason::ProtocolError,
             };
             self.begin_close(key, reason);
@@ -825,11 +866,22 @@ impl Server {
         let mut errors: Vec<(usize, ProtoError)> = Vec::new();
         let mut expired = Vec::new();
         let mut stalled = Vec::new();
+        let mut tls_pending = Vec::new();
         for (key, client) in self.clients.iter_mut() {
             if let Phase::Closing { deadline, .. } = client.phase {
                 if now >= deadline {
                     expired.push(key);
                 }
+                continue;
+            }
+            if client
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.phase != TlsPhase::Established)
+            {
+                // Until the handshake is done, only its timers apply (a
+                // PING now would break the handshake).
+                tls_pending.push(key);
                 continue;
             }
             if client.auth_deadline.is_some_and(|d| now >= d) {
@@ -866,6 +918,27 @@ impl Server {
         }
         for key in expired {
             self.remove_client(key);
+        }
+        for key in tls_pending {
+            match self.tls_timers(key, now) {
+                Some(tls_io::Timeout::NoHandshake) => {
+                    if let Some(client) = self.clients.get_mut(key) {
+                        // Nothing was encrypted: the error goes out in plain text.
+                        client.tls = None;
+                    }
+                    self.on_error(key, ProtoError::SecureConnectionRequired);
+                }
+                Some(tls_io::Timeout::Handshake) => {
+                    self.begin_close(key, CloseReason::TlsHandshake)
+                }
+                None => {
+                    if let Some(client) = self.clients.get_mut(key)
+                        && client.auth_deadline.is_some_and(|d| now >= d)
+                    {
+                        self.on_error(key, ProtoError::AuthenticationTimeout);
+                    }
+                }
+            }
         }
         for (key, e) in errors {
             if e == ProtoError::StaleConnection {
@@ -953,6 +1026,23 @@ pub fn complete_carry(
         carry.extend_from_slice(&rest[..take]);
         *pos += take;
     }
+}
+
+/// The INFO shared by all connections, from the options in force.
+pub(crate) fn info_template(config: &Config, server_id: &str, port: u16) -> InfoTemplate {
+    InfoTemplate::new(&ServerInfo {
+        server_id,
+        server_name: config.server_name.as_deref().unwrap_or(server_id),
+        host: &config.host,
+        port,
+        max_payload: config.max_payload,
+        auth_required: config.auth.announce_required(),
+        tls_required: config.tls.is_some(),
+        tls_verify: config
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.requires_client_cert()),
+    })
 }
 
 /// A random server id in nats-server's shape: `N` and 55 base-32 characters.

@@ -2,9 +2,10 @@
 //! running; what cannot (the listen address) is logged.
 
 use super::Server;
+use super::info_template;
 use crate::config::{Command, Config};
 use crate::parser::Limits;
-use crate::proto::{InfoTemplate, ServerInfo};
+use crate::tls::TlsOptions;
 use log::{error, info, warn};
 
 impl Server {
@@ -76,14 +77,22 @@ impl Server {
             max_control_line: c.max_control_line,
             max_payload: c.max_payload,
         };
-        self.info = InfoTemplate::new(&ServerInfo {
-            server_id: &self.server_id,
-            server_name: c.server_name.as_deref().unwrap_or(&self.server_id),
-            host: &c.host,
-            port: self.local_addr.port(),
-            max_payload: c.max_payload,
-            auth_required: c.auth.announce_required(),
-        });
+        if fresh.tls != c.tls {
+            match fresh
+                .tls
+                .as_ref()
+                .map(TlsOptions::server_config)
+                .transpose()
+            {
+                Ok(tls_config) => {
+                    info!("Reload: TLS settings changed; they apply to new connections");
+                    self.tls_config = tls_config;
+                    c.tls = fresh.tls;
+                }
+                Err(e) => error!("Reload: keeping the running TLS settings: {e}"),
+            }
+        }
+        self.info = info_template(c, &self.server_id, self.local_addr.port());
         // Credentials and permissions apply to existing connections too.
         self.reauthorize_clients();
     }

@@ -1,0 +1,471 @@
+//! TLS, black-box: certificates generated per test (tests/common/certs.rs),
+//! the real `async-nats` client connecting as it would to nats-server
+//! (with and without a client certificate, handshake first), a raw rustls
+//! client checking the exact bytes, and the refusals: a wrong CA, a
+//! missing client certificate, a plain-text client, a handshake that never
+//! starts, one that stalls halfway, and unreadable certificate files.
+
+#[path = "common/certs.rs"]
+mod certs;
+mod common;
+#[path = "common/nats.rs"]
+mod nats;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::ConnectOptions;
+use certs::{Ca, CertDir, Pair};
+use common::{Conn, TempConf, TestServer, run_natrium};
+use nats::{assert_works, next, opts, publish, subscribe, sync, within};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+/// A CA, a server certificate it signed, and a server using them.
+struct Setup {
+    _dir: CertDir,
+    ca: Ca,
+    dir_path: std::path::PathBuf,
+    server: TestServer,
+    _conf: TempConf,
+}
+
+/// Starts natrium with `tls { cert_file, key_file, <extra> }` and `rest`
+/// (more top-level configuration).
+fn start(tag: &str, extra: &str, rest: &str) -> Setup {
+    let dir = CertDir::new(tag);
+    let ca = Ca::new(&dir.path, "good");
+    let server_pair = ca.server();
+    let conf = TempConf::new(
+        tag,
+        &format!(
+            "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{}\"\n  {extra}\n}}\n{rest}\n",
+            server_pair.cert_arg(),
+            server_pair.key_arg(),
+            ca.cert_arg()
+        ),
+    );
+    let server = TestServer::start(&["-c", conf.arg()]);
+    Setup {
+        dir_path: dir.path.clone(),
+        _dir: dir,
+        ca,
+        server,
+        _conf: conf,
+    }
+}
+
+/// async-nats options that trust `ca` and require TLS.
+fn tls_opts(ca: &Ca) -> ConnectOptions {
+    opts()
+        .require_tls(true)
+        .add_root_certificates(ca.cert.clone())
+}
+
+/// [`tls_opts`] that also present `client`'s certificate.
+fn tls_opts_with_cert(ca: &Ca, client: &Pair) -> ConnectOptions {
+    tls_opts(ca).add_client_certificate(client.cert.clone(), client.key.clone())
+}
+
+async fn connect(server: &TestServer, options: ConnectOptions) -> async_nats::Client {
+    within("tls connect", options.connect(server.addr.to_string()))
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "TLS connect to {} failed: {e}; log: {:#?}",
+                server.addr,
+                server.log_lines()
+            )
+        })
+}
+
+async fn refused(server: &TestServer, options: ConnectOptions, what: &str) -> String {
+    match within(what, options.connect(server.addr.to_string())).await {
+        Ok(_) => panic!("{what}: connect unexpectedly succeeded"),
+        Err(e) => e.to_string(),
+    }
+}
+
+// ----- a raw rustls client, to check exact bytes -----
+
+fn client_config(ca: &Path, client: Option<&Pair>) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    Arc::new(match client {
+        None => builder.with_no_client_auth(),
+        Some(pair) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_file_iter(&pair.cert)
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect(),
+                PrivateKeyDer::from_pem_file(&pair.key).unwrap(),
+            )
+            .unwrap(),
+    })
+}
+
+type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// Reads from a TLS stream up to and including `end` (bounded by the
+/// socket's read timeout).
+fn tls_read_until(stream: &mut TlsStream, end: &[u8]) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 16384];
+    while !got.windows(end.len()).any(|w| w == end) {
+        let n = stream.read(&mut chunk).expect("TLS read (timeout?)");
+        assert!(
+            n > 0,
+            "TLS stream ended; got {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&chunk[..n]);
+    }
+    got
+}
+
+/// The NATS way by hand: plain INFO, then the handshake on the same socket.
+fn raw_tls(server: &TestServer, ca: &Path) -> (TlsStream, serde_json::Value) {
+    let (conn, info) = server.raw_with_info();
+    let config = client_config(ca, None);
+    let session =
+        rustls::ClientConnection::new(config, ServerName::try_from("localhost").unwrap()).unwrap();
+    (rustls::StreamOwned::new(session, conn.stream), info)
+}
+
+// ----- tests -----
+
+#[tokio::test]
+async fn async_nats_connects_over_tls_and_messages_flow() {
+    let s = start("tls-basic", "", "");
+    let a = connect(&s.server, tls_opts(&s.ca)).await;
+    assert!(a.server_info().tls_required);
+    let b = connect(&s.server, tls_opts(&s.ca)).await;
+    let mut sub = subscribe(&b, "tls.greeting").await;
+    sync(&b).await;
+    publish(&a, "tls.greeting", "hello over TLS").await;
+    assert_eq!(next(&mut sub).await.payload.as_ref(), b"hello over TLS");
+    // Request/reply works across two TLS clients too.
+    let mut service = subscribe(&b, "tls.svc").await;
+    sync(&b).await;
+    let responder = b.clone();
+    let serve = tokio::spawn(async move {
+        let req = next(&mut service).await;
+        responder
+            .publish(req.reply.unwrap(), "pong".into())
+            .await
+            .unwrap();
+        responder.flush().await.unwrap();
+    });
+    let reply = within("request", a.request("tls.svc", "ping".into()))
+        .await
+        .unwrap();
+    assert_eq!(reply.payload.as_ref(), b"pong");
+    within("responder", serve).await.unwrap();
+}
+
+#[tokio::test]
+async fn large_messages_cross_tls_intact_and_in_order() {
+    // Bigger than rustls's buffers and a TLS record: exercises partial
+    // writes, buffered plaintext and records split across reads.
+    let s = start("tls-large", "", "max_payload: 1MB");
+    let a = connect(&s.server, tls_opts(&s.ca)).await;
+    let b = connect(&s.server, tls_opts(&s.ca)).await;
+    let mut sub = subscribe(&b, "tls.big").await;
+    sync(&b).await;
+    let payload = |i: u32| -> Vec<u8> {
+        (0..200_000u32)
+            .map(|j| (j.wrapping_mul(31).wrapping_add(i) % 251) as u8)
+            .collect()
+    };
+    for i in 0..40 {
+        publish(&a, "tls.big", payload(i)).await;
+    }
+    for i in 0..40 {
+        let m = next(&mut sub).await;
+        assert!(
+            m.payload.as_ref() == payload(i).as_slice(),
+            "message {i} differs"
+        );
+    }
+}
+
+#[test]
+fn the_nats_way_byte_for_byte() {
+    let s = start("tls-raw", "", "");
+    let (mut tls, info) = raw_tls(&s.server, &s.ca.cert);
+    assert_eq!(info["tls_required"], true);
+    assert!(info.get("tls_verify").is_none());
+    tls.write_all(b"CONNECT {\"verbose\":true,\"tls_required\":true}\r\n")
+        .unwrap();
+    assert_eq!(tls_read_until(&mut tls, b"\r\n"), b"+OK\r\n");
+    tls.write_all(b"SUB t.x 7\r\nPUB t.x 5\r\nhello\r\nPING\r\n")
+        .unwrap();
+    assert_eq!(
+        tls_read_until(&mut tls, b"PONG\r\n"),
+        b"+OK\r\n+OK\r\nMSG t.x 7 5\r\nhello\r\nPONG\r\n"
+    );
+    // An error arrives inside TLS, and the server closes with close_notify.
+    tls.write_all(b"FOO\r\n").unwrap();
+    assert_eq!(
+        tls_read_until(&mut tls, b"\r\n"),
+        b"-ERR 'Unknown Protocol Operation'\r\n"
+    );
+    let mut rest = Vec::new();
+    match tls.read_to_end(&mut rest) {
+        Ok(_) => assert!(rest.is_empty(), "{rest:?}"),
+        Err(e) => panic!("expected a clean TLS close, got {e}"),
+    }
+}
+
+#[test]
+fn a_plain_text_client_gets_nats_servers_error() {
+    let s = start("tls-plain", "", "");
+    let (mut c, info) = s.server.raw_with_info();
+    assert_eq!(info["tls_required"], true);
+    c.send(b"CONNECT {}\r\nPING\r\n");
+    c.expect_err("Secure Connection - TLS Required");
+    c.expect_eof();
+    // The server is still there for TLS clients.
+    let (mut tls, _) = raw_tls(&s.server, &s.ca.cert);
+    tls.write_all(b"PING\r\n").unwrap();
+    assert_eq!(tls_read_until(&mut tls, b"PONG\r\n"), b"PONG\r\n");
+}
+
+#[test]
+fn a_handshake_that_never_starts_times_out_with_the_error() {
+    let s = start("tls-silent", "timeout: 0.5", "");
+    let mut c = s.server.raw();
+    c.expect_err("Secure Connection - TLS Required");
+    c.expect_eof();
+    assert!(
+        s.server.wait_for_log("TLS handshake timeout").is_some(),
+        "{:?}",
+        s.server.log_lines()
+    );
+}
+
+#[test]
+fn a_handshake_stalled_halfway_does_not_hold_the_slot() {
+    let s = start("tls-stalled", "timeout: 0.5", "");
+    let mut c = s.server.raw();
+    // The first bytes of a TLS record header, then nothing.
+    c.send(&[0x16, 0x03, 0x01, 0x00]);
+    // Closed without a word: plain text now would corrupt the handshake.
+    c.expect_eof();
+    assert!(s.server.wait_for_log("TLS handshake timeout").is_some());
+    assert!(s.server.wait_until_empty(), "{:?}", s.server.log_lines());
+}
+
+#[test]
+fn garbage_after_a_tls_record_header_closes_only_that_connection() {
+    let s = start("tls-garbage", "", "");
+    let mut c = s.server.raw();
+    let mut junk = vec![0x16, 0x03, 0x01, 0x00, 0x20];
+    junk.extend_from_slice(&[0xAB; 32]);
+    c.send(&junk);
+    // rustls answers with an alert record (binary), then the socket closes.
+    let mut rest = Vec::new();
+    let _ = c.stream.read_to_end(&mut rest);
+    assert!(
+        rest.is_empty() || rest[0] == 0x15,
+        "expected nothing or a TLS alert, got {rest:?}"
+    );
+    let (mut tls, _) = raw_tls(&s.server, &s.ca.cert);
+    tls.write_all(b"PING\r\n").unwrap();
+    assert_eq!(tls_read_until(&mut tls, b"PONG\r\n"), b"PONG\r\n");
+}
+
+#[tokio::test]
+async fn verify_requires_a_client_certificate_from_the_ca() {
+    let s = start("tls-verify", "verify: true", "");
+    let alice = s.ca.client("alice", None);
+    let client = connect(&s.server, tls_opts_with_cert(&s.ca, &alice)).await;
+    assert!(client.server_info().tls_required);
+    assert_works(&client, "v.alice").await;
+
+    let err = refused(&s.server, tls_opts(&s.ca), "no client certificate").await;
+    assert!(!err.is_empty());
+
+    let other = Ca::new(&s.dir_path, "other");
+    let mallory = other.client("mallory", None);
+    refused(
+        &s.server,
+        tls_opts_with_cert(&s.ca, &mallory),
+        "a certificate from another CA",
+    )
+    .await;
+    // The refusals did not disturb the accepted client.
+    assert_works(&client, "v.alice.after").await;
+}
+
+#[tokio::test]
+async fn a_client_that_trusts_another_ca_refuses_the_server() {
+    let s = start("tls-wrong-root", "", "");
+    let dir = CertDir::new("tls-wrong-root-client");
+    let other = Ca::new(&dir.path, "elsewhere");
+    refused(
+        &s.server,
+        tls_opts(&other),
+        "server cert from an unknown CA",
+    )
+    .await;
+    // And natrium is fine afterwards.
+    let ok = connect(&s.server, tls_opts(&s.ca)).await;
+    assert_works(&ok, "after.bad.client").await;
+}
+
+#[tokio::test]
+async fn verify_and_map_logs_in_as_the_certificate_user() {
+    let s = start(
+        "tls-map",
+        "verify_and_map: true",
+        "authorization { users: [\n  {user: \"alice@example.com\", permissions: {publish: [\"alice.>\", \"sync.>\"], subscribe: [\"alice.>\", \"_INBOX.>\"]}}\n  {user: \"CN=bob,O=natrium-tests\"}\n] }",
+    );
+    // Mapped by the e-mail address in the certificate.
+    let alice_pair = s.ca.client("alice", Some("alice@example.com"));
+    let alice = connect(&s.server, tls_opts_with_cert(&s.ca, &alice_pair)).await;
+    assert_works(&alice, "alice.x").await;
+    // Her permissions apply: a publish elsewhere is a violation.
+    publish(&alice, "bob.x", "no").await;
+    sync(&alice).await;
+    assert!(
+        s.server
+            .wait_for_log("Publish Violation - User \"alice@example.com\"")
+            .is_some(),
+        "{:?}",
+        s.server.log_lines()
+    );
+
+    // Mapped by the subject, as RFC 2253 (what CONNECT says is ignored).
+    let bob_pair = s.ca.client("bob", None);
+    let bob = connect(
+        &s.server,
+        tls_opts_with_cert(&s.ca, &bob_pair).user_and_password("nobody".into(), "x".into()),
+    )
+    .await;
+    assert_works(&bob, "anything.at.all").await;
+
+    // A valid certificate that names no configured user is refused.
+    let carol_pair = s.ca.client("carol", None);
+    let err = refused(
+        &s.server,
+        tls_opts_with_cert(&s.ca, &carol_pair),
+        "an unmapped certificate",
+    )
+    .await;
+    assert!(err.to_lowercase().contains("authorization"), "{err}");
+}
+
+#[tokio::test]
+async fn handshake_first_sends_info_inside_tls() {
+    let s = start("tls-first", "handshake_first: true", "");
+    let client = connect(&s.server, tls_opts(&s.ca).tls_first()).await;
+    assert!(client.server_info().tls_required);
+    assert_works(&client, "first.x").await;
+
+    // Nothing arrives in plain text before the handshake.
+    let mut c = Conn::connect(s.server.addr);
+    c.stream
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    match c.stream.read(&mut byte) {
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{e}"
+        ),
+        Ok(n) => panic!("expected silence before the handshake, read {n} byte(s): {byte:?}"),
+    }
+}
+
+#[tokio::test]
+async fn handshake_first_with_a_fallback_serves_both_kinds_of_client() {
+    let s = start("tls-fallback", "handshake_first: \"300ms\"", "");
+    let first = connect(&s.server, tls_opts(&s.ca).tls_first()).await;
+    assert_works(&first, "fb.first").await;
+    // A client that waits for INFO gets it in plain text after the delay.
+    let classic = connect(&s.server, tls_opts(&s.ca)).await;
+    assert_works(&classic, "fb.classic").await;
+}
+
+#[test]
+fn flags_enable_tls() {
+    let dir = CertDir::new("tls-flags");
+    let ca = Ca::new(&dir.path, "flags");
+    let pair = ca.server();
+    let server = TestServer::start(&[
+        "--tls",
+        "--tlscert",
+        pair.cert_arg(),
+        "--tlskey",
+        pair.key_arg(),
+    ]);
+    let (mut tls, info) = raw_tls(&server, &ca.cert);
+    assert_eq!(info["tls_required"], true);
+    tls.write_all(b"PING\r\n").unwrap();
+    assert_eq!(tls_read_until(&mut tls, b"PONG\r\n"), b"PONG\r\n");
+
+    let verifying = TestServer::start(&[
+        "--tlsverify",
+        "--tlscert",
+        pair.cert_arg(),
+        "--tlskey",
+        pair.key_arg(),
+        "--tlscacert",
+        ca.cert_arg(),
+    ]);
+    let (_c, info) = verifying.raw_with_info();
+    assert_eq!(info["tls_verify"], true);
+}
+
+#[test]
+fn unreadable_certificates_stop_the_server_with_exit_code_2() {
+    let out = run_natrium(&[
+        "-p",
+        "-1",
+        "--tls",
+        "--tlscert",
+        "/nonexistent/natrium-cert.pem",
+        "--tlskey",
+        "/nonexistent/natrium-key.pem",
+    ]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("/nonexistent/natrium-cert.pem"),
+        "{out:?}"
+    );
+
+    let dir = CertDir::new("tls-bad-key");
+    let ca = Ca::new(&dir.path, "k");
+    let pair = ca.server();
+    let check = run_natrium(&[
+        "-t",
+        "--tls",
+        "--tlscert",
+        pair.cert_arg(),
+        "--tlskey",
+        ca.cert_arg(),
+    ]);
+    assert_eq!(check.code, Some(2), "a certificate is not a key: {check:?}");
+
+    let missing_key = run_natrium(&["-t", "--tlscert", pair.cert_arg()]);
+    assert_eq!(missing_key.code, Some(2), "{missing_key:?}");
+    assert!(
+        missing_key.stderr.contains("private key"),
+        "{missing_key:?}"
+    );
+}
