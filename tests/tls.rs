@@ -469,3 +469,47 @@ fn unreadable_certificates_stop_the_server_with_exit_code_2() {
         "{missing_key:?}"
     );
 }
+
+#[test]
+fn a_tls_subscriber_that_stops_reading_is_cut_off_as_a_slow_consumer() {
+    // rustls holds at most its own buffer limit; past that, output waits
+    // in the client's buffer and max_pending applies as without TLS.
+    let s = start("tls-slow", "", "max_pending: 256KB\nmax_payload: 64KB");
+    let (mut sleeper, _) = raw_tls(&s.server, &s.ca.cert);
+    sleeper
+        .write_all(b"CONNECT {\"verbose\":false}\r\nSUB slow.x 1\r\nPING\r\n")
+        .unwrap();
+    assert_eq!(tls_read_until(&mut sleeper, b"PONG\r\n"), b"PONG\r\n");
+    let (mut publisher, _) = raw_tls(&s.server, &s.ca.cert);
+    publisher
+        .write_all(b"CONNECT {\"verbose\":false}\r\n")
+        .unwrap();
+    let mut batch = Vec::new();
+    for _ in 0..16 {
+        batch.extend_from_slice(b"PUB slow.x 8192\r\n");
+        batch.extend_from_slice(&[b's'; 8192]);
+        batch.extend_from_slice(b"\r\n");
+    }
+    // Bounded: at most 400 rounds of 128 KiB.
+    let mut detected = false;
+    for _ in 0..400 {
+        publisher.write_all(&batch).unwrap();
+        publisher.write_all(b"PING\r\n").unwrap();
+        assert_eq!(tls_read_until(&mut publisher, b"PONG\r\n"), b"PONG\r\n");
+        if s.server
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("Slow Consumer Detected"))
+        {
+            detected = true;
+            break;
+        }
+    }
+    assert!(detected, "{:?}", s.server.log_lines());
+    // The publisher goes on; the sleeper's connection is gone.
+    publisher.write_all(b"PING\r\n").unwrap();
+    assert_eq!(tls_read_until(&mut publisher, b"PONG\r\n"), b"PONG\r\n");
+    let mut sink = vec![0u8; 1 << 16];
+    let ended = (0..10_000).any(|_| !matches!(sleeper.read(&mut sink), Ok(n) if n > 0));
+    assert!(ended, "the slow consumer's connection stayed open");
+}
