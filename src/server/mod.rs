@@ -752,20 +752,21 @@ impl Server {
             self.remove_client(key);
             return;
         }
-        match client.write_pending(now) {
+        let mut written = client.write_pending(now);
+        if matches!(written, Ok(true))
+            && client
+                .tls
+                .as_ref()
+                .is_some_and(|t| !t.close_notified && !t.is_plain())
+        {
+            // Everything is out: say goodbye inside TLS before the socket closes.
+            client.notify_close();
+            written = client.write_pending(now);
+        }
+        match written {
             Ok(true) if reason == CloseReason::ClientClosed => {
                 // Its EOF was read already: nothing to wait for.
                 self.remove_client(key);
-            }
-            Ok(true)
-                if client
-                    .tls
-                    .as_ref()
-                    .is_some_and(|t| !t.close_notified && !t.is_plain()) =>
-            {
-                // Say goodbye inside TLS first; the next turn shuts the socket.
-                client.notify_close();
-                self.closing.push(key);
             }
             Ok(true) => {
                 if !shut {
