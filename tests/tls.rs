@@ -513,3 +513,61 @@ fn a_tls_subscriber_that_stops_reading_is_cut_off_as_a_slow_consumer() {
     let ended = (0..10_000).any(|_| !matches!(sleeper.read(&mut sink), Ok(n) if n > 0));
     assert!(ended, "the slow consumer's connection stayed open");
 }
+
+/// Rewrites the configuration file with `text`, sends SIGHUP, and waits
+/// until the server has logged `n` reloads.
+fn reload(s: &Setup, text: &str, n: usize) {
+    std::fs::write(&s._conf.path, text).unwrap();
+    s.server.signal("HUP");
+    assert!(
+        s.server
+            .wait_for_log_count("Reloaded server configuration", n),
+        "{:?}",
+        s.server.log_lines()
+    );
+}
+
+#[test]
+fn a_reload_switches_certificates_for_new_connections() {
+    let s = start("tls-reload", "", "");
+    let (mut old, _) = raw_tls(&s.server, &s.ca.cert);
+    old.write_all(b"PING\r\n").unwrap();
+    assert_eq!(tls_read_until(&mut old, b"PONG\r\n"), b"PONG\r\n");
+
+    let next = Ca::new(&s.dir_path, "next");
+    let next_server = next.server();
+    reload(
+        &s,
+        &format!(
+            "tls {{ cert_file: \"{}\", key_file: \"{}\" }}\n",
+            next_server.cert_arg(),
+            next_server.key_arg()
+        ),
+        1,
+    );
+    // New connections get the new certificate...
+    let (mut fresh, _) = raw_tls(&s.server, &next.cert);
+    fresh.write_all(b"PING\r\n").unwrap();
+    assert_eq!(tls_read_until(&mut fresh, b"PONG\r\n"), b"PONG\r\n");
+    // ...so a client trusting only the old CA now fails its handshake.
+    let (mut stale, _) = raw_tls(&s.server, &s.ca.cert);
+    assert!(stale.write_all(b"PING\r\n").is_err() || stale.read(&mut [0u8; 16]).is_err());
+    // The connection made before the reload goes on.
+    old.write_all(b"PING\r\n").unwrap();
+    assert_eq!(tls_read_until(&mut old, b"PONG\r\n"), b"PONG\r\n");
+
+    // A reload naming a missing certificate keeps the running TLS settings.
+    reload(
+        &s,
+        "tls { cert_file: \"/nonexistent/c.pem\", key_file: \"/nonexistent/k.pem\" }\n",
+        2,
+    );
+    assert!(
+        s.server
+            .wait_for_log("keeping the running TLS settings")
+            .is_some()
+    );
+    let (mut still, _) = raw_tls(&s.server, &next.cert);
+    still.write_all(b"PING\r\n").unwrap();
+    assert_eq!(tls_read_until(&mut still, b"PONG\r\n"), b"PONG\r\n");
+}
