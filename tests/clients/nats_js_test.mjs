@@ -1,9 +1,10 @@
 // Interop with the official JavaScript client (nats.js v2) against natrium.
 // Usage: node nats_js_test.mjs HOST:PORT HOST:PORT_WITH_AUTH(user u, pass p)
+//          TLS_HOST:PORT(--tlsverify) CA_PEM CLIENT_CERT_PEM CLIENT_KEY_PEM
 // Exits non-zero with a message on the first mismatch.
 import { connect, StringCodec, headers, ErrorCode } from "nats";
 
-const [url, authUrl] = process.argv.slice(2);
+const [url, authUrl, tlsUrl, caFile, certFile, keyFile] = process.argv.slice(2);
 const sc = StringCodec();
 const fail = (msg) => { console.error(`nats.js ${msg}`); process.exit(1); };
 const check = (what, got, want) => {
@@ -57,4 +58,27 @@ try {
   fail("bad password: connect did not fail");
 } catch (e) {
   check("bad password refused", e.code, "AUTHORIZATION_VIOLATION");
+}
+
+// TLS with --tlsverify: a client certificate from the test CA is required.
+const tc = await connect({ servers: tlsUrl, tls: { caFile, certFile, keyFile }, reconnect: false, timeout: 5000 });
+check("tls: server said tls_required", tc.info?.tls_required, true);
+// The socket really is a TLS socket, authenticated against our CA.
+const sock = tc.protocol.transport.socket;
+check("tls: session established", [sock.encrypted === true, sock.authorized === true], [true, true]);
+check("tls: server certificate", /DNS:localhost/.test(sock.getPeerCertificate().subjectaltname ?? ""), true);
+const ts = tc.subscribe("tls.greet", { max: 1 });
+tc.publish("tls.greet", sc.encode("hello over tls"));
+for await (const m of ts) check("tls: pub/sub", [m.subject, sc.decode(m.data)], ["tls.greet", "hello over tls"]);
+tc.subscribe("tls.svc", { callback: (_e, m) => m.respond(sc.encode("pong:" + sc.decode(m.data))) });
+const tr = await tc.request("tls.svc", sc.encode("ping"), { timeout: 5000 });
+check("tls: request/reply", sc.decode(tr.data), "pong:ping");
+await tc.drain();
+try {
+  const bare = await connect({ servers: tlsUrl, tls: { caFile }, reconnect: false, maxReconnectAttempts: 0, timeout: 5000 });
+  await bare.close();
+  fail("tls: connect without a client certificate did not fail");
+} catch (e) {
+  if (e.code === ErrorCode.Timeout || e.code === ErrorCode.ConnectionTimeout) fail(`tls: connect without a client certificate timed out: ${e.message}`);
+  console.log(`nats.js tls: refused without client certificate (${e.code ?? e.name}: ${e.message}): ok`);
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Interop with other official NATS clients: nats-py (PyPI) and nats.js v2
 # (npm), installed here into target/clients, run against a natrium built by
-# cargo. Part of .ci/run. Every step is bounded in time.
+# cargo: plain, user/password, and TLS with required client certificates
+# (a throwaway CA made with openssl). Part of .ci/run. Every step is bounded
+# in time.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="$root/target/clients"
@@ -23,8 +25,44 @@ fi
 cp "$root/tests/clients/nats_js_test.mjs" "$work/node/"
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+certs=""
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    if [ -n "$certs" ]; then rm -rf "$certs"; fi
+}
 trap cleanup EXIT
+
+# A throwaway CA, a server certificate for localhost and 127.0.0.1 and a
+# client certificate, both signed by it, in a fresh temp dir. openssl is
+# required: TLS interop is never silently skipped.
+if ! command -v openssl >/dev/null; then
+    if command -v apt-get >/dev/null; then
+        timeout 300 apt-get install -y -qq openssl >/dev/null
+    fi
+    command -v openssl >/dev/null || {
+        echo "tests/clients/run.sh: openssl is needed for the TLS interop (install it)" >&2
+        exit 1
+    }
+fi
+certs=$(mktemp -d)
+ssl() { timeout 60 openssl "$@" 2>>"$certs/openssl.log" || { cat "$certs/openssl.log" >&2; return 1; }; }
+ssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=natrium interop CA" \
+    -keyout "$certs/ca-key.pem" -out "$certs/ca.pem" \
+    -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -addext "subjectKeyIdentifier=hash"
+# Signs NAME.pem (key NAME-key.pem) by the CA with the extensions in $2.
+leaf() {
+    local name="$1" ext="$2"
+    printf '%b' "$ext" >"$certs/$name.ext"
+    ssl req -new -newkey rsa:2048 -nodes -subj "/CN=$name" \
+        -keyout "$certs/$name-key.pem" -out "$certs/$name.csr"
+    ssl x509 -req -in "$certs/$name.csr" -days 2 -CA "$certs/ca.pem" -CAkey "$certs/ca-key.pem" \
+        -CAcreateserial -extfile "$certs/$name.ext" -out "$certs/$name.pem"
+}
+common='basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\n'
+leaf server "${common}extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n"
+leaf client "${common}extendedKeyUsage=clientAuth\n"
 
 # Starts natrium on a free port (logging to target/clients/natrium-NAME.log).
 start() {
@@ -45,9 +83,13 @@ address() {
 }
 start plain
 start auth --user u --pass p
+start tls --tlsverify --tlscert "$certs/server.pem" --tlskey "$certs/server-key.pem" \
+    --tlscacert "$certs/ca.pem"
 plain=$(address plain)
 auth=$(address auth)
+tls=$(address tls)
+tlsargs=("$tls" "$certs/ca.pem" "$certs/client.pem" "$certs/client-key.pem")
 
-timeout 60 "$work/venv/bin/python" "$root/tests/clients/nats_py_test.py" "$plain" "$auth"
-(cd "$work/node" && timeout 60 node nats_js_test.mjs "$plain" "$auth")
+timeout 60 "$work/venv/bin/python" "$root/tests/clients/nats_py_test.py" "$plain" "$auth" "${tlsargs[@]}"
+(cd "$work/node" && timeout 60 node nats_js_test.mjs "$plain" "$auth" "${tlsargs[@]}")
 echo "interop: 2 passed, 0 failed"   # nats-py, nats.js
