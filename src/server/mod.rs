@@ -182,10 +182,17 @@ impl Server {
         let info = info_template(&config, &server_id, local_addr.port());
         // Timers are checked on a housekeeping tick, fine enough for the
         // shortest of them.
-        let shortest = config
+        let mut shortest = config
             .ping_interval
             .min(config.auth.timeout)
             .min(config.write_deadline);
+        if let Some(tls) = &config.tls {
+            shortest = shortest.min(tls.timeout());
+            if let crate::tls::HandshakeFirst::Fallback(delay) = tls.handshake_first {
+                // The fallback INFO is due after `delay`: tick at a fraction of it.
+                shortest = shortest.min(delay.saturating_mul(4));
+            }
+        }
         let tick = (shortest / 8).clamp(Duration::from_millis(5), Duration::from_millis(250));
         Ok(Server {
             limits: Limits {
