@@ -345,7 +345,7 @@ impl Server {
             // only what this turn appended: let the socket take what it
             // can before calling the client slow.
             if client.write_pending(Instant::now()).is_err() {
-                self.begin_close(target, CloseReason::IoError);
+                self.begin_close(target, CloseReason::WriteError);
                 return false;
             }
             if client.pending() + frame > self.config.max_pending {

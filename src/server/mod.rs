@@ -450,7 +450,7 @@ impl Server {
                     if closing {
                         self.remove_client(key);
                     } else {
-                        self.begin_close(key, CloseReason::IoError);
+                        self.begin_close(key, CloseReason::ReadError);
                     }
                     return;
                 }
@@ -655,7 +655,7 @@ impl Server {
                             .reregister(&mut client.stream, token, interest)
                     {
                         debug!("cid:{} reregister failed: {e}", client.cid);
-                        self.begin_close(key, CloseReason::IoError);
+                        self.begin_close(key, CloseReason::WriteError);
                         return;
                     }
                     client.write_interest = !done;
@@ -663,7 +663,7 @@ impl Server {
             }
             Err(e) => {
                 debug!("cid:{} write error: {e}", client.cid);
-                self.begin_close(key, CloseReason::IoError);
+                self.begin_close(key, CloseReason::WriteError);
             }
         }
     }
@@ -698,12 +698,14 @@ impl Server {
         }
         let level = match reason {
             CloseReason::ClientClosed | CloseReason::ServerShutdown => log::Level::Debug,
-            CloseReason::IoError | CloseReason::ProtocolError => log::Level::Debug,
+            CloseReason::ReadError | CloseReason::WriteError | CloseReason::ParseError => {
+                log::Level::Debug
+            }
             _ => log::Level::Info,
         };
         log::log!(
             level,
-            "{} Client connection closing: {:?}",
+            "{} Client connection closing: {}",
             client.describe(),
             reason
         );
@@ -806,8 +808,12 @@ impl Server {
                 ProtoError::AuthenticationTimeout => CloseReason::AuthTimeout,
                 ProtoError::StaleConnection => CloseReason::StaleConnection,
                 ProtoError::MaxConnections => CloseReason::MaxConnections,
-                ProtoError::SlowConsumer => CloseReason::SlowConsumer,
-                _ => CloseReason::ProtocolError,
+                ProtoError::SlowConsumer => CloseReason::SlowConsumerPendingBytes,
+                ProtoError::MaxPayload => CloseReason::MaxPayloadExceeded,
+                ProtoError::MaxControlLine => CloseReason::MaxControlLineExceeded,
+                ProtoError::InvalidClientProtocol => CloseReason::BadClientProtocolVersion,
+                ProtoError::NoRespondersRequiresHeaders => CloseReason::ProtocolViolation,
+                _ => CloseReason::ParseError,
             };
             self.begin_close(key, reason);
         }
@@ -874,7 +880,7 @@ impl Server {
             self.on_error(key, e);
         }
         for key in stalled {
-            self.slow_consumer(key);
+            self.slow_consumer_write_deadline(key);
         }
     }
 
