@@ -260,6 +260,8 @@ pub struct Client {
     pub out_msgs: u64,
     /// Payload bytes delivered.
     pub out_bytes: u64,
+    /// Start, last activity and RTT, for monitoring.
+    pub mon: crate::monitor::ClientMon,
 }
 
 impl Client {
@@ -297,6 +299,7 @@ impl Client {
             in_bytes: 0,
             out_msgs: 0,
             out_bytes: 0,
+            mon: crate::monitor::ClientMon::new(now),
         }
     }
 

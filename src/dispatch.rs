@@ -42,6 +42,7 @@ impl Server {
                 Ok(())
             }
             Op::Pong => {
+                client.mon.pong(Instant::now());
                 client.pings_out = 0;
                 client.answered_ping = true;
                 Ok(())

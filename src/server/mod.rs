@@ -144,6 +144,8 @@ pub struct Server {
     pub(crate) stats: Stats,
     tick: Duration,
     next_tick: Instant,
+    /// HTTP monitoring, when enabled (`src/monitor/`).
+    pub(crate) monitor: Option<Box<crate::monitor::Monitor>>,
 }
 
 /// What handling signals asks the loop to do.
@@ -164,6 +166,7 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let local_addr = listener.local_addr()?;
+        let monitor = crate::monitor::Monitor::bind(&config, poll.registry())?;
         let server_id = new_server_id();
         let info = InfoTemplate::new(&ServerInfo {
             server_id: &server_id,
@@ -209,6 +212,7 @@ impl Server {
             stats: Stats::default(),
             tick,
             next_tick: Instant::now() + tick,
+            monitor,
         })
     }
 
@@ -236,6 +240,7 @@ impl Server {
     /// Runs the loop until shutdown completes.
     pub fn run(&mut self) -> io::Result<()> {
         info!("Starting natrium {}", env!("CARGO_PKG_VERSION"));
+        self.log_monitor_start();
         info!("Listening for client connections on {}", self.local_addr);
         info!("Server is ready");
         let mut events = Events::with_capacity(1024);
@@ -272,6 +277,7 @@ impl Server {
                             return Ok(());
                         }
                     }
+                    token if crate::monitor::is_http_token(token) => self.on_http_event(token),
                     Token(t) => {
                         let key = t - FIRST_CLIENT;
                         if event.is_writable() {
@@ -424,6 +430,7 @@ impl Server {
                     }
                     client.active = true;
                     client.busy = true;
+                    client.mon.last_activity = Instant::now();
                     let buf = std::mem::take(&mut self.read_buf);
                     let drained = may_stop_short && n < buf.len();
                     self.ingest(key, &buf[..n]);
@@ -673,6 +680,7 @@ impl Server {
     /// Starts closing a client: its subscriptions go at once; the socket is
     /// flushed (when the reason allows), shut down and dropped later.
     pub(crate) fn begin_close(&mut self, key: usize, reason: CloseReason) {
+        self.monitor_closing(key, reason);
         let Some(client) = self.clients.get_mut(key) else {
             return;
         };
@@ -858,6 +866,7 @@ impl Server {
                 } else {
                     client.pings_out += 1;
                     client.out.extend_from_slice(proto::PING);
+                    client.mon.ping_sent(now);
                     if !client.dirty {
                         client.dirty = true;
                         self.dirty.push(key);
@@ -882,6 +891,7 @@ impl Server {
         for key in stalled {
             self.slow_consumer_write_deadline(key);
         }
+        self.monitor_tick(now);
     }
 
     // ----- signals -----
