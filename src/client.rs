@@ -26,9 +26,12 @@ pub enum CloseReason {
     ReadError,
     /// A socket error while writing.
     WriteError,
-    /// Input that is not the protocol (unknown operation, malformed arguments).
+    /// nats-server's state for a client that sent `-ERR` (natrium reports
+    /// that as a protocol violation, so this is not used yet).
     ParseError,
-    /// A protocol rule broken (e.g. `no_responders` without `headers`).
+    /// Input that is not the protocol (unknown operation, malformed
+    /// arguments), or a protocol rule broken (`no_responders` without
+    /// `headers`), as nats-server closes them.
     ProtocolViolation,
     /// CONNECT with a `protocol` natrium does not speak.
     BadClientProtocolVersion,

@@ -73,7 +73,7 @@ fn push_frac(s: &mut String, v: u64, prec: u32) {
         return;
     }
     let mut digits = prec;
-    while frac % 10 == 0 {
+    while frac.is_multiple_of(10) {
         frac /= 10;
         digits -= 1;
     }

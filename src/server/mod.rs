@@ -706,7 +706,7 @@ impl Server {
         }
         let level = match reason {
             CloseReason::ClientClosed | CloseReason::ServerShutdown => log::Level::Debug,
-            CloseReason::ReadError | CloseReason::WriteError | CloseReason::ParseError => {
+            CloseReason::ReadError | CloseReason::WriteError | CloseReason::ProtocolViolation => {
                 log::Level::Debug
             }
             _ => log::Level::Info,
@@ -821,7 +821,9 @@ impl Server {
                 ProtoError::MaxControlLine => CloseReason::MaxControlLineExceeded,
                 ProtoError::InvalidClientProtocol => CloseReason::BadClientProtocolVersion,
                 ProtoError::NoRespondersRequiresHeaders => CloseReason::ProtocolViolation,
-                _ => CloseReason::ParseError,
+                // nats-server closes on any other parse error as a
+                // protocol violation (its "Parse Error" is for a client's -ERR).
+                _ => CloseReason::ProtocolViolation,
             };
             self.begin_close(key, reason);
         }
