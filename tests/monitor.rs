@@ -180,8 +180,11 @@ fn varz_reports_the_configuration_and_exact_counters() {
     assert_eq!(v["server_id"], info["server_id"]);
     assert_eq!(v["server_name"], "mon-test");
     assert_eq!(v["proto"], 1);
-    assert_eq!(v["go"], "rustc");
-    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    // The same identity as INFO's.
+    for k in ["version", "natrium_version", "go", "proto"] {
+        assert_eq!(v[k], info[k], "{k}");
+    }
+    assert_eq!(v["go"], "natrium");
     assert_eq!(v["host"], "127.0.0.1");
     assert_eq!(v["port"], server.addr.port());
     assert_eq!(v["http_host"], "127.0.0.1");

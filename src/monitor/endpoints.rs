@@ -48,6 +48,7 @@ struct Varz<'a> {
     server_id: &'a str,
     server_name: &'a str,
     version: &'static str,
+    natrium_version: &'static str,
     proto: u8,
     go: &'static str,
     host: &'a str,
@@ -402,9 +403,13 @@ impl Server {
         let varz = Varz {
             server_id,
             server_name: c.server_name.as_deref().unwrap_or(server_id),
-            version: env!("CARGO_PKG_VERSION"),
+            // As in INFO: the nats-server release whose protocol natrium
+            // speaks (tools gate features on it), natrium's own apart, and
+            // "natrium" for the runtime.
+            version: crate::proto::COMPAT_VERSION,
+            natrium_version: env!("CARGO_PKG_VERSION"),
             proto: 1,
-            go: "rustc",
+            go: "natrium",
             host: &c.host,
             port: self.local_addr().port(),
             auth_required: c.auth.announce_required(),
