@@ -637,3 +637,24 @@ fn the_http_key_sets_host_and_port() {
     let v = json(http, "/varz");
     assert_eq!(v["http_port"], http.port());
 }
+
+#[test]
+fn stale_and_over_the_limit_closes_are_recorded() {
+    let (server, http) = start(&["--ping_interval", "100ms", "--max_payload", "1KB"]);
+    // Never answers the server's PINGs.
+    let (mut silent, silent_cid) = server.raw_with_cid();
+    silent.send(b"CONNECT {\"verbose\":false}\r\n");
+    // Publishes more than max_payload.
+    let (mut big, big_cid) = server.raw_with_cid();
+    big.send(b"CONNECT {\"verbose\":false}\r\nPUB x 2000\r\n");
+    let v = poll(http, "/connz?state=closed", |v| v["total"] == 2);
+    assert_eq!(conn_of(&v, silent_cid)["reason"], "Stale Connection");
+    assert_eq!(
+        conn_of(&v, big_cid)["reason"],
+        "Maximum Message Payload Exceeded"
+    );
+    let varz = json(http, "/varz");
+    assert_eq!(varz["stale_connections"], 1);
+    assert_eq!(varz["stale_connection_stats"]["clients"], 1);
+    assert_eq!(varz["ping_interval"], 100_000_000);
+}

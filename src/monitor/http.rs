@@ -52,7 +52,7 @@ impl Request {
 pub enum BadRequest {
     /// Not HTTP (400).
     Malformed,
-    /// The head is over [`MAX_REQUEST`] bytes or [`MAX_HEADERS`] headers (431).
+    /// The head is over [`MAX_REQUEST`] bytes or 64 headers (431).
     TooLarge,
 }
 

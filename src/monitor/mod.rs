@@ -12,7 +12,7 @@
 //! per-client monitoring state), `process` (memory and CPU), `timefmt`
 //! (Go's time formats).
 //!
-//! Tokens: the HTTP listener is [`HTTP_LISTENER`] (`HTTP_BASE`) and HTTP
+//! Tokens: the HTTP listener is `HTTP_LISTENER` (`HTTP_BASE`) and HTTP
 //! connection `k` is `HTTP_BASE + 1 + k`, far above any client token
 //! (`FIRST_CLIENT + key`), so the loop routes them here first.
 //!
