@@ -16,28 +16,45 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// Why a connection is being closed (for logs and the closing behaviour).
+/// Why a connection is being closed (for logs, the closing behaviour, and
+/// the `reason` of a closed connection in `/connz`, with nats-server's
+/// texts: see [`CloseReason::as_str`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
     /// The client closed its end.
     ClientClosed,
-    /// A socket error.
-    IoError,
-    /// A protocol error (after its `-ERR`, if it has one).
-    ProtocolError,
+    /// A socket error while reading.
+    ReadError,
+    /// A socket error while writing.
+    WriteError,
+    /// nats-server's state for a client that sent `-ERR` (natrium reports
+    /// that as a protocol violation, so this is not used yet).
+    ParseError,
+    /// Input that is not the protocol (unknown operation, malformed
+    /// arguments), or a protocol rule broken (`no_responders` without
+    /// `headers`), as nats-server closes them.
+    ProtocolViolation,
+    /// CONNECT with a `protocol` natrium does not speak.
+    BadClientProtocolVersion,
+    /// A PUB over `max_payload`.
+    MaxPayloadExceeded,
+    /// A control line over `max_control_line`.
+    MaxControlLineExceeded,
     /// No valid CONNECT within the auth timeout.
     AuthTimeout,
     /// Wrong credentials.
     AuthViolation,
-    /// Unanswered PINGs.
-    StaleConnection,
-    /// Pending output over `max_pending`, or a stalled write past the deadline.
-    SlowConsumer,
-    /// Over `max_connections`.
-    MaxConnections,
     /// The TLS handshake failed or timed out, or a plain-text client came
     /// to a TLS-only server.
     TlsHandshake,
+    /// Unanswered PINGs.
+    StaleConnection,
+    /// Pending output would pass `max_pending`.
+    SlowConsumerPendingBytes,
+    /// The socket took nothing for `write_deadline` while output was pending.
+    SlowConsumerWriteDeadline,
+    /// Over `max_connections`.
+    MaxConnections,
     /// The server is shutting down.
     ServerShutdown,
 }
@@ -49,7 +66,42 @@ impl CloseReason {
     /// `printf '...' | nc` does): it still gets its replies, as with
     /// nats-server.
     pub fn flushes(self) -> bool {
-        !matches!(self, CloseReason::IoError | CloseReason::SlowConsumer)
+        !matches!(
+            self,
+            CloseReason::ReadError
+                | CloseReason::WriteError
+                | CloseReason::SlowConsumerPendingBytes
+                | CloseReason::SlowConsumerWriteDeadline
+        )
+    }
+
+    /// nats-server's text for this reason (its `ClosedState` strings, as
+    /// `/connz?state=closed` shows them).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::ClientClosed => "Client Closed",
+            CloseReason::ReadError => "Read Error",
+            CloseReason::WriteError => "Write Error",
+            CloseReason::ParseError => "Parse Error",
+            CloseReason::ProtocolViolation => "Protocol Violation",
+            CloseReason::BadClientProtocolVersion => "Bad Client Protocol Version",
+            CloseReason::MaxPayloadExceeded => "Maximum Message Payload Exceeded",
+            CloseReason::MaxControlLineExceeded => "Maximum Control Line Exceeded",
+            CloseReason::AuthTimeout => "Authentication Timeout",
+            CloseReason::AuthViolation => "Authentication Failure",
+            CloseReason::TlsHandshake => "TLS Handshake Failure",
+            CloseReason::StaleConnection => "Stale Connection",
+            CloseReason::SlowConsumerPendingBytes => "Slow Consumer (Pending Bytes)",
+            CloseReason::SlowConsumerWriteDeadline => "Slow Consumer (Write Deadline)",
+            CloseReason::MaxConnections => "Maximum Connections Exceeded",
+            CloseReason::ServerShutdown => "Server Shutdown",
+        }
+    }
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -216,6 +268,8 @@ pub struct Client {
     pub out_msgs: u64,
     /// Payload bytes delivered.
     pub out_bytes: u64,
+    /// Start, last activity and RTT, for monitoring.
+    pub mon: crate::monitor::ClientMon,
 }
 
 impl Client {
@@ -254,6 +308,7 @@ impl Client {
             in_bytes: 0,
             out_msgs: 0,
             out_bytes: 0,
+            mon: crate::monitor::ClientMon::new(now),
         }
     }
 

@@ -60,6 +60,31 @@ pub struct Config {
     /// The command line this configuration came from: a reload parses it
     /// again, so that the file is re-read and flags still override it.
     pub args: Vec<String>,
+    /// HTTP monitoring (`-m`, `http_port`, `http`): see [`MonitorConfig`].
+    pub monitor: MonitorConfig,
+}
+
+/// Options of the HTTP monitoring endpoint (`src/monitor/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorConfig {
+    /// Bind address; `None` uses the client `host` (as nats-server does).
+    pub http_host: Option<String>,
+    /// Port; `None` (the default, or 0 written as nats-server does) means no
+    /// monitoring, `Some(0)` asks the OS for a free port (`-m -1`).
+    pub http_port: Option<u16>,
+    /// How many closed connections `/connz?state=closed` remembers
+    /// (`max_closed_clients`, 10000).
+    pub max_closed_clients: usize,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            http_host: None,
+            http_port: None,
+            max_closed_clients: 10_000,
+        }
+    }
 }
 
 impl Default for Config {
@@ -83,6 +108,7 @@ impl Default for Config {
             config_file: None,
             logfile: None,
             args: Vec::new(),
+            monitor: MonitorConfig::default(),
         }
     }
 }
@@ -125,6 +151,7 @@ Server options:
     -p, --port <port>                Use port for clients (default: 4222; -1 picks a free port)
     -n, --name, --server_name <name> Server name (default: the server id)
     -c, --config <file>              Configuration file (nats-server format)
+    -m, --http_port <port>           HTTP monitoring port (default: off; -1 picks a free port)
     -t                               Test configuration and exit
 
 Logging options:
@@ -174,6 +201,8 @@ const VALUE_FLAGS: &[&str] = &[
     "--server_name",
     "-c",
     "--config",
+    "-m",
+    "--http_port",
     "--user",
     "--pass",
     "--auth",
@@ -263,6 +292,7 @@ where
             "-a" | "--addr" | "--net" => config.host = v.to_string(),
             "-p" | "--port" => config.port = parse_port(v)?,
             "-n" | "--name" | "--server_name" => config.server_name = Some(v.to_string()),
+            "-m" | "--http_port" => config.monitor.http_port = parse_http_port(v)?,
             "-D" | "--debug" => config.debug = true,
             "-V" | "--trace" => config.trace = true,
             "-DV" | "-VD" => {
@@ -450,6 +480,19 @@ fn parse_port(v: &str) -> Result<u16, ConfigError> {
     }
 }
 
+/// `-m`/`http_port`: as nats-server, 0 turns monitoring off and -1 asks
+/// for any free port.
+pub fn parse_http_port(v: &str) -> Result<Option<u16>, ConfigError> {
+    match v.trim().parse::<i64>() {
+        Ok(-1) => Ok(Some(0)),
+        Ok(0) => Ok(None),
+        Ok(p) if (1..=65535).contains(&p) => Ok(Some(p as u16)),
+        _ => err(format!(
+            "invalid http port '{v}': expected 1-65535, 0 (off) or -1 (random)"
+        )),
+    }
+}
+
 fn parse_size_flag(name: &str, v: &str) -> Result<usize, ConfigError> {
     match parse_size_str(v) {
         Some(n) => Ok(n),
@@ -576,14 +619,42 @@ pub fn apply_map(config: &mut Config, map: &Map) -> Result<Vec<String>, ConfigEr
             "logfile" | "log_file" => {
                 config.logfile = Some(PathBuf::from(str_value(&entry.key, item)?));
             }
-            "http_port"
-            | "http"
-            | "https_port"
+            "http_port" | "monitor_port" => {
+                let p = int_value(&entry.key, item)?;
+                config.monitor.http_port =
+                    parse_http_port(&p.to_string()).map_err(|e| at(item, &e.0))?;
+            }
+            "http" => {
+                let (host, port) = match &item.value {
+                    Value::Int(p) => (None, p.to_string()),
+                    _ => {
+                        let v = str_value(&entry.key, item)?;
+                        match v.rsplit_once(':') {
+                            Some((h, p)) => (Some(h.to_string()), p.to_string()),
+                            None => (None, v),
+                        }
+                    }
+                };
+                if let Some(h) = host.filter(|h| !h.is_empty()) {
+                    config.monitor.http_host =
+                        Some(h.trim_matches(|c| c == '[' || c == ']').to_string());
+                }
+                config.monitor.http_port = parse_http_port(&port).map_err(|e| at(item, &e.0))?;
+            }
+            "max_closed_clients" => {
+                // nats-server: 0 (or less) means the default.
+                let n = int_value(&entry.key, item)?;
+                config.monitor.max_closed_clients = if n <= 0 {
+                    MonitorConfig::default().max_closed_clients
+                } else {
+                    n as usize
+                };
+            }
+            "https_port"
             | "logtime"
             | "pid_file"
             | "lame_duck_duration"
-            | "lame_duck_grace_period"
-            | "max_closed_clients" => warnings.push(format!(
+            | "lame_duck_grace_period" => warnings.push(format!(
                 "{}:{}: option '{}' is not supported by natrium and is ignored",
                 entry.key_pos.line, entry.key_pos.col, entry.key
             )),
@@ -1307,13 +1378,37 @@ no_auth_user: guest
     #[test]
     fn logfile_monitoring_and_unknown_user_options() {
         let (c, w) = load(
-            "logfile: \"/tmp/natrium.log\"\nhttp_port: 8222\nauthorization { users: [ {user: a, password: b, account: X, colour: red} ] }\n",
+            "logfile: \"/tmp/natrium.log\"\nhttps_port: 8222\nauthorization { users: [ {user: a, password: b, account: X, colour: red} ] }\n",
         )
         .unwrap();
         assert_eq!(c.logfile, Some(PathBuf::from("/tmp/natrium.log")));
         assert_eq!(w.len(), 3, "{w:?}");
-        assert!(w[0].starts_with("2:1") && w[0].contains("http_port"));
+        assert!(w[0].starts_with("2:1") && w[0].contains("https_port"));
         assert!(w[1].contains("'account'") && w[2].contains("'colour'"));
+    }
+
+    #[test]
+    fn monitoring_options() {
+        assert_eq!(run(&[]).monitor, MonitorConfig::default());
+        assert_eq!(run(&["-m", "8222"]).monitor.http_port, Some(8222));
+        assert_eq!(run(&["--http_port", "-1"]).monitor.http_port, Some(0));
+        assert_eq!(run(&["-m", "0"]).monitor.http_port, None);
+        assert!(parse_args(["-m", "x"]).is_err());
+        let (c, w) = load("http_port: 8222\nmax_closed_clients: 5\n").unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.monitor.http_port, Some(8222));
+        assert_eq!(c.monitor.http_host, None);
+        assert_eq!(c.monitor.max_closed_clients, 5);
+        let (c, _) = load("http: \"127.0.0.1:9000\"\nmax_closed_clients: 0").unwrap();
+        assert_eq!(c.monitor.http_host.as_deref(), Some("127.0.0.1"));
+        assert_eq!(c.monitor.http_port, Some(9000));
+        assert_eq!(c.monitor.max_closed_clients, 10_000);
+        let (c, _) = load("http: 8333").unwrap();
+        assert_eq!(
+            (c.monitor.http_host, c.monitor.http_port),
+            (None, Some(8333))
+        );
+        assert!(load_err("http_port: 70000").contains("invalid http port"));
     }
 
     #[test]

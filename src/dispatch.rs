@@ -42,6 +42,7 @@ impl Server {
                 Ok(())
             }
             Op::Pong => {
+                client.mon.pong(Instant::now());
                 client.pings_out = 0;
                 client.answered_ping = true;
                 Ok(())
@@ -348,7 +349,7 @@ impl Server {
             // only what this turn appended: let the socket take what it
             // can before calling the client slow.
             if client.write_pending(Instant::now()).is_err() {
-                self.begin_close(target, CloseReason::IoError);
+                self.begin_close(target, CloseReason::WriteError);
                 return false;
             }
             if client.pending() + frame > self.config.max_pending {

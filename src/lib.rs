@@ -24,6 +24,9 @@
 //!   on reload.
 //! - [`tls`]: TLS options, the rustls configuration, one connection's TLS
 //!   state, and the user names a client certificate maps to.
+//! - [`monitor`]: HTTP monitoring (`-m`): nats-server's `/varz`, `/connz`,
+//!   `/subsz`, `/healthz`, served from the same loop; its HTTP connections,
+//!   the closed-connection ring, and Go's time formats.
 //! - [`config`]: options, defaults, the command line, config-file keys.
 //! - [`conf`]: the nats-server configuration file format (syntax only).
 //!
@@ -41,6 +44,7 @@ pub mod conf;
 pub mod config;
 mod dispatch;
 pub mod error;
+pub mod monitor;
 pub mod parser;
 pub mod permissions;
 pub mod proto;

@@ -335,6 +335,14 @@ pub struct SublistStats {
     pub cache_hits: u64,
     /// Matches that walked the trie.
     pub cache_misses: u64,
+    /// Subscriptions inserted since the start.
+    pub inserts: u64,
+    /// Subscriptions removed since the start.
+    pub removes: u64,
+    /// Most subscriptions and queue groups in one cached result.
+    pub max_fanout: usize,
+    /// Mean subscriptions and queue groups per cached result.
+    pub avg_fanout: f64,
 }
 
 /// The subscription trie with its match cache.
@@ -359,6 +367,8 @@ pub struct Sublist {
     scratch: Option<Rc<MatchResult>>,
     cache_hits: u64,
     cache_misses: u64,
+    inserts: u64,
+    removes: u64,
 }
 
 impl Sublist {
@@ -388,6 +398,8 @@ impl Sublist {
             scratch: None,
             cache_hits: 0,
             cache_misses: 0,
+            inserts: 0,
+            removes: 0,
         }
     }
 
@@ -406,13 +418,28 @@ impl Sublist {
         self.generation
     }
 
-    /// Counters for monitoring.
+    /// Counters for monitoring. The fan-out figures walk the cache (as
+    /// nats-server's do), so the publish path pays nothing for them.
     pub fn stats(&self) -> SublistStats {
+        let (mut total, mut max) = (0usize, 0usize);
+        for result in self.cache.values() {
+            let fanout = result.plain.len() + result.queues.len();
+            total += fanout;
+            max = max.max(fanout);
+        }
         SublistStats {
             count: self.count,
             cache_len: self.cache.len(),
             cache_hits: self.cache_hits,
             cache_misses: self.cache_misses,
+            inserts: self.inserts,
+            removes: self.removes,
+            max_fanout: max,
+            avg_fanout: if self.cache.is_empty() {
+                0.0
+            } else {
+                total as f64 / self.cache.len() as f64
+            },
         }
     }
 
@@ -452,6 +479,7 @@ impl Sublist {
             }
         }
         self.count += 1;
+        self.inserts += 1;
         self.changed();
         Ok(())
     }
@@ -503,6 +531,7 @@ impl Sublist {
         }
         self.prune(&path);
         self.count -= 1;
+        self.removes += 1;
         self.changed();
         true
     }

@@ -109,9 +109,19 @@ impl Server {
         pending > self.config.max_pending / STALL_DENOMINATOR * STALL_NUMERATOR
     }
 
+    /// Cuts off a client whose pending output would pass `max_pending`.
+    pub(crate) fn slow_consumer(&mut self, key: usize) {
+        self.cut_off_slow(key, CloseReason::SlowConsumerPendingBytes);
+    }
+
+    /// Cuts off a client whose socket took nothing for `write_deadline`.
+    pub(crate) fn slow_consumer_write_deadline(&mut self, key: usize) {
+        self.cut_off_slow(key, CloseReason::SlowConsumerWriteDeadline);
+    }
+
     /// Cuts off a client that cannot keep up. Its pending output is dropped;
     /// one best-effort write tells it why.
-    pub(crate) fn slow_consumer(&mut self, key: usize) {
+    fn cut_off_slow(&mut self, key: usize, reason: CloseReason) {
         let Some(client) = self.clients.get_mut(key) else {
             return;
         };
@@ -135,6 +145,6 @@ impl Server {
             proto::push_err(&mut note, "Slow Consumer");
             let _ = io::Write::write(&mut client.stream, &note);
         }
-        self.begin_close(key, CloseReason::SlowConsumer);
+        self.begin_close(key, reason);
     }
 }

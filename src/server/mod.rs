@@ -151,6 +151,8 @@ pub struct Server {
     pub(crate) stats: Stats,
     tick: Duration,
     next_tick: Instant,
+    /// HTTP monitoring, when enabled (`src/monitor/`).
+    pub(crate) monitor: Option<Box<crate::monitor::Monitor>>,
 }
 
 /// What handling signals asks the loop to do.
@@ -178,6 +180,7 @@ impl Server {
             ),
             None => None,
         };
+        let monitor = crate::monitor::Monitor::bind(&config, poll.registry())?;
         let server_id = new_server_id();
         let info = info_template(&config, &server_id, local_addr.port());
         // Timers are checked on a housekeeping tick, fine enough for the
@@ -225,6 +228,7 @@ impl Server {
             stats: Stats::default(),
             tick,
             next_tick: Instant::now() + tick,
+            monitor,
         })
     }
 
@@ -252,6 +256,7 @@ impl Server {
     /// Runs the loop until shutdown completes.
     pub fn run(&mut self) -> io::Result<()> {
         info!("Starting natrium {}", env!("CARGO_PKG_VERSION"));
+        self.log_monitor_start();
         info!("Listening for client connections on {}", self.local_addr);
         info!("Server is ready");
         let mut events = Events::with_capacity(1024);
@@ -288,6 +293,7 @@ impl Server {
                             return Ok(());
                         }
                     }
+                    token if crate::monitor::is_http_token(token) => self.on_http_event(token),
                     Token(t) => {
                         let key = t - FIRST_CLIENT;
                         if event.is_writable() {
@@ -461,6 +467,7 @@ impl Server {
                     }
                     client.active = true;
                     client.busy = true;
+                    client.mon.last_activity = Instant::now();
                     let buf = std::mem::take(&mut self.read_buf);
                     let drained = may_stop_short && n < buf.len();
                     self.ingest(key, &buf[..n]);
@@ -487,7 +494,7 @@ impl Server {
                     if closing {
                         self.remove_client(key);
                     } else {
-                        self.begin_close(key, CloseReason::IoError);
+                        self.begin_close(key, CloseReason::ReadError);
                     }
                     return;
                 }
@@ -692,7 +699,7 @@ impl Server {
                             .reregister(&mut client.stream, token, interest)
                     {
                         debug!("cid:{} reregister failed: {e}", client.cid);
-                        self.begin_close(key, CloseReason::IoError);
+                        self.begin_close(key, CloseReason::WriteError);
                         return;
                     }
                     client.write_interest = !done;
@@ -700,7 +707,7 @@ impl Server {
             }
             Err(e) => {
                 debug!("cid:{} write error: {e}", client.cid);
-                self.begin_close(key, CloseReason::IoError);
+                self.begin_close(key, CloseReason::WriteError);
             }
         }
     }
@@ -710,6 +717,7 @@ impl Server {
     /// Starts closing a client: its subscriptions go at once; the socket is
     /// flushed (when the reason allows), shut down and dropped later.
     pub(crate) fn begin_close(&mut self, key: usize, reason: CloseReason) {
+        self.monitor_closing(key, reason);
         let Some(client) = self.clients.get_mut(key) else {
             return;
         };
@@ -735,12 +743,14 @@ impl Server {
         }
         let level = match reason {
             CloseReason::ClientClosed | CloseReason::ServerShutdown => log::Level::Debug,
-            CloseReason::IoError | CloseReason::ProtocolError => log::Level::Debug,
+            CloseReason::ReadError | CloseReason::WriteError | CloseReason::ProtocolViolation => {
+                log::Level::Debug
+            }
             _ => log::Level::Info,
         };
         log::log!(
             level,
-            "{} Client connection closing: {:?}",
+            "{} Client connection closing: {}",
             client.describe(),
             reason
         );
@@ -854,9 +864,15 @@ impl Server {
                 ProtoError::AuthenticationTimeout => CloseReason::AuthTimeout,
                 ProtoError::StaleConnection => CloseReason::StaleConnection,
                 ProtoError::MaxConnections => CloseReason::MaxConnections,
-                ProtoError::SlowConsumer => CloseReason::SlowConsumer,
+                ProtoError::SlowConsumer => CloseReason::SlowConsumerPendingBytes,
                 ProtoError::SecureConnectionRequired => CloseReason::TlsHandshake,
-                _ => CloseReason::ProtocolError,
+                ProtoError::MaxPayload => CloseReason::MaxPayloadExceeded,
+                ProtoError::MaxControlLine => CloseReason::MaxControlLineExceeded,
+                ProtoError::InvalidClientProtocol => CloseReason::BadClientProtocolVersion,
+                ProtoError::NoRespondersRequiresHeaders => CloseReason::ProtocolViolation,
+                // nats-server closes on any other parse error as a
+                // protocol violation (its "Parse Error" is for a client's -ERR).
+                _ => CloseReason::ProtocolViolation,
             };
             self.begin_close(key, reason);
         }
@@ -912,6 +928,7 @@ impl Server {
                 } else {
                     client.pings_out += 1;
                     client.out.extend_from_slice(proto::PING);
+                    client.mon.ping_sent(now);
                     if !client.dirty {
                         client.dirty = true;
                         self.dirty.push(key);
@@ -955,8 +972,9 @@ impl Server {
             self.on_error(key, e);
         }
         for key in stalled {
-            self.slow_consumer(key);
+            self.slow_consumer_write_deadline(key);
         }
+        self.monitor_tick(now);
     }
 
     // ----- signals -----

@@ -55,6 +55,7 @@ impl Server {
 
     /// Applies the options that can change while running.
     fn apply_reload(&mut self, fresh: Config) {
+        self.monitor_reloaded(&fresh);
         let c = &mut self.config;
         c.max_payload = fresh.max_payload;
         c.max_control_line = fresh.max_control_line;

@@ -102,7 +102,7 @@ impl Server {
                         self.begin_close(
                             key,
                             if established {
-                                CloseReason::ProtocolError
+                                CloseReason::ProtocolViolation
                             } else {
                                 CloseReason::TlsHandshake
                             },
@@ -131,7 +131,7 @@ impl Server {
                     if closing {
                         self.remove_client(key);
                     } else {
-                        self.begin_close(key, CloseReason::IoError);
+                        self.begin_close(key, CloseReason::ReadError);
                     }
                     return;
                 }

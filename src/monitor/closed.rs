@@ -1,0 +1,283 @@
+//! What `/connz` reports about one connection ([`ConnRecord`], taken from a
+//! live [`Client`] on request, or when it closes), and the bounded ring of
+//! recently closed connections ([`ClosedRing`], `max_closed_clients` long)
+//! that `/connz?state=closed` reads; and the per-client monitoring state
+//! those records are made from ([`ClientMon`]: start, last activity, RTT).
+
+use crate::client::Client;
+use crate::server::Subscription;
+use slab::Slab;
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+/// One subscription as `/connz?subs=detail` and `/subsz?subs=1` show it.
+#[derive(Debug, Clone)]
+pub struct SubRecord {
+    /// Subject filter.
+    pub subject: String,
+    /// Queue group, if any.
+    pub queue: Option<String>,
+    /// The client's sid.
+    pub sid: String,
+    /// Messages delivered to it.
+    pub msgs: u64,
+    /// Auto-unsubscribe limit (UNSUB with max), if any.
+    pub max: Option<u64>,
+    /// Its connection.
+    pub cid: u64,
+}
+
+impl SubRecord {
+    /// A snapshot of `sub`, which belongs to connection `cid`.
+    pub fn of(sub: &Subscription, cid: u64) -> SubRecord {
+        SubRecord {
+            subject: String::from_utf8_lossy(&sub.subject).into_owned(),
+            queue: sub
+                .queue
+                .as_deref()
+                .map(|q| String::from_utf8_lossy(q).into_owned()),
+            sid: String::from_utf8_lossy(&sub.sid).into_owned(),
+            msgs: sub.delivered,
+            max: sub.max.map(std::num::NonZeroU64::get),
+            cid,
+        }
+    }
+}
+
+/// Byte and message counters of connections.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    /// Messages received from clients.
+    pub in_msgs: u64,
+    /// Payload bytes received.
+    pub in_bytes: u64,
+    /// Messages delivered to clients.
+    pub out_msgs: u64,
+    /// Payload bytes delivered.
+    pub out_bytes: u64,
+}
+
+impl Totals {
+    /// Adds one client's counters.
+    pub fn add(&mut self, c: &Client) {
+        self.in_msgs += c.in_msgs;
+        self.in_bytes += c.in_bytes;
+        self.out_msgs += c.out_msgs;
+        self.out_bytes += c.out_bytes;
+    }
+}
+
+/// One connection as `/connz` reports it.
+#[derive(Debug, Clone)]
+pub struct ConnRecord {
+    /// Connection id.
+    pub cid: u64,
+    /// Peer address.
+    pub ip: IpAddr,
+    /// Peer port.
+    pub port: u16,
+    /// When it was accepted.
+    pub start: SystemTime,
+    /// When it last sent something.
+    pub last_activity: SystemTime,
+    /// When it closed and why (nats-server's text), for closed ones.
+    pub stop: Option<(SystemTime, &'static str)>,
+    /// Round trip of the last server PING, once measured.
+    pub rtt: Option<Duration>,
+    /// Output queued and not yet written.
+    pub pending_bytes: usize,
+    /// Its counters.
+    pub totals: Totals,
+    /// Number of subscriptions.
+    pub num_subs: usize,
+    /// The subscriptions (filled only when asked for, or when it closed).
+    pub subs: Vec<SubRecord>,
+    /// CONNECT `name`.
+    pub name: String,
+    /// CONNECT `lang`.
+    pub lang: String,
+    /// CONNECT `version`.
+    pub version: String,
+}
+
+impl ConnRecord {
+    /// A snapshot of a live client, with its subscriptions when `with_subs`.
+    pub fn of(client: &Client, subs: &Slab<Subscription>, with_subs: bool) -> ConnRecord {
+        let mut totals = Totals::default();
+        totals.add(client);
+        let mut list = Vec::new();
+        if with_subs {
+            let mut keys: Vec<usize> = client.subs.values().copied().collect();
+            keys.sort_unstable();
+            list = keys
+                .into_iter()
+                .filter_map(|k| subs.get(k))
+                .map(|s| SubRecord::of(s, client.cid))
+                .collect();
+        }
+        ConnRecord {
+            cid: client.cid,
+            ip: client.addr.ip(),
+            port: client.addr.port(),
+            start: client.mon.start,
+            last_activity: client.mon.wall(client.mon.last_activity),
+            stop: None,
+            rtt: client.mon.rtt,
+            pending_bytes: client.pending(),
+            totals,
+            num_subs: client.subs.len(),
+            subs: list,
+            name: client.opts.name.clone(),
+            lang: client.opts.lang.clone(),
+            version: client.opts.version.clone(),
+        }
+    }
+
+    /// The end of the period `uptime` and `idle` measure: its stop, or `now`.
+    pub fn until(&self, now: SystemTime) -> SystemTime {
+        self.stop.map_or(now, |(t, _)| t)
+    }
+}
+
+/// The most recently closed connections, oldest first, at most `max`.
+#[derive(Debug)]
+pub struct ClosedRing {
+    max: usize,
+    items: VecDeque<ConnRecord>,
+}
+
+impl ClosedRing {
+    /// An empty ring keeping at most `max` connections.
+    pub fn new(max: usize) -> ClosedRing {
+        ClosedRing {
+            max,
+            items: VecDeque::new(),
+        }
+    }
+
+    /// Remembers a closed connection, forgetting the oldest when full.
+    pub fn push(&mut self, record: ConnRecord) {
+        if self.max == 0 {
+            return;
+        }
+        while self.items.len() >= self.max {
+            self.items.pop_front();
+        }
+        self.items.push_back(record);
+    }
+
+    /// Changes the bound (on reload), forgetting the oldest if needed.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
+        while self.items.len() > max {
+            self.items.pop_front();
+        }
+    }
+
+    /// The connections, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &ConnRecord> {
+        self.items.iter()
+    }
+}
+
+/// The monitoring state each client carries: when it started, when it was
+/// last heard from, and the round trip of the server's PINGs.
+#[derive(Debug, Clone)]
+pub struct ClientMon {
+    /// Wall-clock time of the accept.
+    pub start: SystemTime,
+    /// Monotonic time of the accept (to turn other instants into wall time).
+    pub start_instant: Instant,
+    /// When the last bytes were read from it.
+    pub last_activity: Instant,
+    /// When the oldest unanswered server PING was sent.
+    pub ping_sent: Option<Instant>,
+    /// Round trip of the last answered server PING.
+    pub rtt: Option<Duration>,
+}
+
+impl ClientMon {
+    /// A connection accepted at `now`.
+    pub fn new(now: Instant) -> ClientMon {
+        ClientMon {
+            start: SystemTime::now(),
+            start_instant: now,
+            last_activity: now,
+            ping_sent: None,
+            rtt: None,
+        }
+    }
+
+    /// The server sent a PING at `now`.
+    pub fn ping_sent(&mut self, now: Instant) {
+        self.ping_sent.get_or_insert(now);
+    }
+
+    /// The client answered with PONG at `now`: the round trip is measured.
+    pub fn pong(&mut self, now: Instant) {
+        if let Some(sent) = self.ping_sent.take() {
+            self.rtt = Some(now.saturating_duration_since(sent));
+        }
+    }
+
+    /// The wall-clock time of instant `t` of this connection's life.
+    pub fn wall(&self, t: Instant) -> SystemTime {
+        self.start + t.saturating_duration_since(self.start_instant)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(cid: u64) -> ConnRecord {
+        ConnRecord {
+            cid,
+            ip: IpAddr::from([127, 0, 0, 1]),
+            port: 1,
+            start: SystemTime::UNIX_EPOCH,
+            last_activity: SystemTime::UNIX_EPOCH,
+            stop: Some((SystemTime::UNIX_EPOCH, "Client Closed")),
+            rtt: None,
+            pending_bytes: 0,
+            totals: Totals::default(),
+            num_subs: 0,
+            subs: Vec::new(),
+            name: String::new(),
+            lang: String::new(),
+            version: String::new(),
+        }
+    }
+
+    #[test]
+    fn ring_keeps_the_newest() {
+        let mut ring = ClosedRing::new(3);
+        for cid in 1..=5 {
+            ring.push(record(cid));
+        }
+        let cids: Vec<u64> = ring.iter().map(|r| r.cid).collect();
+        assert_eq!(cids, [3, 4, 5]);
+        ring.set_max(1);
+        assert_eq!(ring.iter().map(|r| r.cid).collect::<Vec<_>>(), [5]);
+        ring.set_max(0);
+        ring.push(record(6));
+        assert_eq!(ring.iter().count(), 0);
+    }
+
+    #[test]
+    fn rtt_from_ping_to_pong() {
+        let t0 = Instant::now();
+        let mut m = ClientMon::new(t0);
+        m.pong(t0 + Duration::from_secs(1));
+        assert_eq!(m.rtt, None, "a PONG without a PING measures nothing");
+        m.ping_sent(t0 + Duration::from_millis(10));
+        m.ping_sent(t0 + Duration::from_millis(20));
+        m.pong(t0 + Duration::from_millis(13));
+        assert_eq!(m.rtt, Some(Duration::from_millis(3)));
+        assert_eq!(
+            m.wall(t0 + Duration::from_secs(2)),
+            m.start + Duration::from_secs(2)
+        );
+    }
+}

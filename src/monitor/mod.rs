@@ -1,0 +1,387 @@
+//! HTTP monitoring (`-m PORT`): nats-server's `/varz`, `/connz`, `/subsz`,
+//! `/healthz` and `/` index, served from the server's own `mio` loop (no
+//! threads).
+//!
+//! This module owns the HTTP listener and the HTTP connections: accepting
+//! (at most [`MAX_HTTP_CONNS`] at once), reading one request (bounded by
+//! [`http::MAX_REQUEST`]), answering it with `Connection: close`, and
+//! closing; an idle or lingering connection is dropped by the housekeeping
+//! tick. Every failure closes that one HTTP connection and nothing else.
+//! Children: `http` (request parsing, responses), `endpoints` (what each
+//! endpoint reports), `closed` (connection snapshots, the closed ring, the
+//! per-client monitoring state), `process` (memory and CPU), `timefmt`
+//! (Go's time formats).
+//!
+//! Tokens: the HTTP listener is `HTTP_LISTENER` (`HTTP_BASE`) and HTTP
+//! connection `k` is `HTTP_BASE + 1 + k`, far above any client token
+//! (`FIRST_CLIENT + key`), so the loop routes them here first.
+//!
+//! The server side keeps a few hooks: `monitor_closing` in `begin_close`
+//! (snapshot and totals of a closing client), `monitor_tick` in
+//! housekeeping, the PING/PONG times of [`ClientMon`] for the RTT, and the
+//! last-activity time of each read.
+
+mod closed;
+mod endpoints;
+pub mod http;
+mod process;
+pub mod timefmt;
+
+pub use closed::ClientMon;
+
+use crate::client::CloseReason;
+use crate::config::Config;
+use crate::server::Server;
+use closed::{ClosedRing, ConnRecord, Totals};
+use http::{BadRequest, Method, Response};
+use log::{debug, info, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token};
+use slab::Slab;
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant, SystemTime};
+
+/// First token of the monitoring range: far above any client's.
+const HTTP_BASE: usize = 1 << (usize::BITS - 2);
+/// The HTTP listener's token.
+pub(crate) const HTTP_LISTENER: Token = Token(HTTP_BASE);
+/// Most HTTP connections open at once; more are accepted and closed at once.
+pub const MAX_HTTP_CONNS: usize = 128;
+/// How long an HTTP connection may take to send its request.
+pub const HTTP_IDLE: Duration = Duration::from_secs(5);
+/// After the response, how long to wait for the peer to close before
+/// dropping the socket (closing with unread input could reset the
+/// connection and destroy the response in flight).
+const HTTP_LINGER: Duration = Duration::from_secs(1);
+
+/// Whether a poll token belongs to monitoring.
+#[inline]
+pub(crate) fn is_http_token(token: Token) -> bool {
+    token.0 >= HTTP_BASE
+}
+
+/// One HTTP connection.
+#[derive(Debug)]
+struct HttpConn {
+    stream: TcpStream,
+    /// The request received so far (at most [`http::MAX_REQUEST`] bytes).
+    buf: Vec<u8>,
+    /// The response; `out[out_pos..]` is still to be written.
+    out: Vec<u8>,
+    out_pos: usize,
+    /// When to drop it if it is still here.
+    deadline: Instant,
+    /// A response is queued; further input is read and discarded.
+    answered: bool,
+    /// The write side is shut (the response is out).
+    shut: bool,
+    /// The peer closed its side.
+    peer_closed: bool,
+}
+
+/// The monitoring state of the server.
+#[derive(Debug)]
+pub struct Monitor {
+    registry: Registry,
+    listener: TcpListener,
+    addr: SocketAddr,
+    /// The host as configured (reported as `http_host`).
+    http_host: String,
+    conns: Slab<HttpConn>,
+    /// Set when accepting failed (out of descriptors, say): retried on the tick.
+    accept_retry: bool,
+    /// Recently closed connections.
+    closed: ClosedRing,
+    /// Counters of every connection that has started closing.
+    closed_totals: Totals,
+    /// Server start, wall clock and monotonic.
+    started: SystemTime,
+    started_at: Instant,
+    /// Start, or the last reload.
+    config_load_time: SystemTime,
+    cpu: process::CpuSampler,
+    /// Requests served per endpoint (`http_req_stats`).
+    req_stats: BTreeMap<&'static str, u64>,
+}
+
+impl Monitor {
+    /// Binds the HTTP listener when the configuration asks for monitoring.
+    pub(crate) fn bind(config: &Config, registry: &Registry) -> io::Result<Option<Box<Monitor>>> {
+        let Some(port) = config.monitor.http_port else {
+            return Ok(None);
+        };
+        let host = config
+            .monitor
+            .http_host
+            .clone()
+            .unwrap_or_else(|| config.host.clone());
+        let addr = (host.as_str(), port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "no address for http host")
+            })?;
+        let mut listener = TcpListener::bind(addr)?;
+        registry.register(&mut listener, HTTP_LISTENER, Interest::READABLE)?;
+        let addr = listener.local_addr()?;
+        let now = SystemTime::now();
+        let started_at = Instant::now();
+        Ok(Some(Box::new(Monitor {
+            registry: registry.try_clone()?,
+            listener,
+            addr,
+            http_host: host,
+            conns: Slab::new(),
+            accept_retry: false,
+            closed: ClosedRing::new(config.monitor.max_closed_clients),
+            closed_totals: Totals::default(),
+            started: now,
+            started_at,
+            config_load_time: now,
+            cpu: process::CpuSampler::new(started_at),
+            req_stats: BTreeMap::new(),
+        })))
+    }
+
+    /// Accepts every pending HTTP connection.
+    fn accept_all(&mut self) {
+        self.accept_retry = false;
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, addr)) => {
+                    if self.conns.len() >= MAX_HTTP_CONNS {
+                        debug!("http: {MAX_HTTP_CONNS} connections open; closing {addr}");
+                        continue; // dropped: closed
+                    }
+                    let entry = self.conns.vacant_entry();
+                    let token = Token(HTTP_BASE + 1 + entry.key());
+                    if let Err(e) = self.registry.register(
+                        &mut stream,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        debug!("http: cannot register {addr}: {e}");
+                        continue;
+                    }
+                    entry.insert(HttpConn {
+                        stream,
+                        buf: Vec::new(),
+                        out: Vec::new(),
+                        out_pos: 0,
+                        deadline: Instant::now() + HTTP_IDLE,
+                        answered: false,
+                        shut: false,
+                        peer_closed: false,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Out of descriptors, say: the pending ones raise no
+                    // new event, so try again on the next tick.
+                    warn!("http: error accepting a connection: {e}");
+                    self.accept_retry = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Drops HTTP connection `key`.
+    fn drop_conn(&mut self, key: usize) {
+        if let Some(mut conn) = self.conns.try_remove(key) {
+            let _ = self.registry.deregister(&mut conn.stream);
+        }
+    }
+}
+
+/// What reading an HTTP connection came to.
+enum Input {
+    /// Nothing to answer (yet, or any more).
+    Nothing,
+    /// A complete request.
+    Request(http::Request),
+    /// A request that cannot be parsed.
+    Bad(BadRequest),
+    /// Gone: drop it.
+    Drop,
+}
+
+impl HttpConn {
+    /// Reads until `WouldBlock`: the request, or input to discard once answered.
+    fn read(&mut self) -> Input {
+        let mut found = Input::Nothing;
+        let mut scratch = [0u8; 1024];
+        loop {
+            if self.answered || !matches!(found, Input::Nothing) {
+                match self.stream.read(&mut scratch) {
+                    Ok(0) => {
+                        self.peer_closed = true;
+                        return found;
+                    }
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return found,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => return Input::Drop,
+                }
+            }
+            let old = self.buf.len();
+            let room = http::MAX_REQUEST.saturating_sub(old).clamp(1, 4096);
+            self.buf.resize(old + room, 0);
+            let got = self.stream.read(&mut self.buf[old..]);
+            self.buf.truncate(old + *got.as_ref().unwrap_or(&0));
+            match got {
+                // Closed before a whole request: nothing to answer.
+                Ok(0) => return Input::Drop,
+                Ok(_) => match http::parse_request(&self.buf) {
+                    Ok(Some(req)) => found = Input::Request(req),
+                    Ok(None) => {}
+                    Err(why) => found = Input::Bad(why),
+                },
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return found,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Input::Drop,
+            }
+        }
+    }
+
+    /// Writes what it can of the response; shuts the write side once it is
+    /// all out. Returns false when the connection should be dropped.
+    fn write(&mut self, now: Instant) -> bool {
+        while self.out_pos < self.out.len() {
+            match self.stream.write(&self.out[self.out_pos..]) {
+                Ok(0) => return false,
+                Ok(n) => self.out_pos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        if self.answered && !self.shut {
+            self.shut = true;
+            self.deadline = now + HTTP_LINGER;
+            // An error only means the peer is gone already.
+            let _ = self.stream.shutdown(Shutdown::Write);
+        }
+        !(self.shut && self.peer_closed)
+    }
+}
+
+impl Server {
+    /// Where the HTTP monitor listens, when monitoring is on (useful with
+    /// `-m -1`, a free port).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.monitor.as_ref().map(|m| m.addr)
+    }
+
+    /// Logs where the monitor listens (tests read the port from this line).
+    pub(crate) fn log_monitor_start(&self) {
+        if let Some(addr) = self.http_addr() {
+            info!("Starting http monitor on {addr}");
+        }
+    }
+
+    /// Handles a poll event whose token [`is_http_token`].
+    pub(crate) fn on_http_event(&mut self, token: Token) {
+        let Some(mon) = self.monitor.as_deref_mut() else {
+            return;
+        };
+        if token == HTTP_LISTENER {
+            mon.accept_all();
+            return;
+        }
+        let key = token.0 - HTTP_BASE - 1;
+        let now = Instant::now();
+        let input = match mon.conns.get_mut(key) {
+            Some(conn) => conn.read(),
+            None => return,
+        };
+        let response = match input {
+            Input::Nothing => None,
+            Input::Drop => {
+                mon.drop_conn(key);
+                return;
+            }
+            Input::Bad(why) => {
+                debug!("http: bad request ({why:?})");
+                Some(Response::bad_request(why).encode(false, SystemTime::now()))
+            }
+            Input::Request(req) => {
+                let head_only = req.method == Method::Head;
+                let resp = self.http_respond(&req);
+                Some(resp.encode(head_only, SystemTime::now()))
+            }
+        };
+        let Some(mon) = self.monitor.as_deref_mut() else {
+            return;
+        };
+        let Some(conn) = mon.conns.get_mut(key) else {
+            return;
+        };
+        if let Some(bytes) = response {
+            conn.out = bytes;
+            conn.out_pos = 0;
+            conn.answered = true;
+            conn.buf = Vec::new();
+        }
+        if !conn.write(now) {
+            mon.drop_conn(key);
+        }
+    }
+
+    /// Housekeeping: drops HTTP connections past their deadline and retries
+    /// a failed accept.
+    pub(crate) fn monitor_tick(&mut self, now: Instant) {
+        let Some(mon) = self.monitor.as_deref_mut() else {
+            return;
+        };
+        let expired: Vec<usize> = mon
+            .conns
+            .iter()
+            .filter(|(_, c)| now >= c.deadline)
+            .map(|(k, _)| k)
+            .collect();
+        for key in expired {
+            mon.drop_conn(key);
+        }
+        if mon.accept_retry {
+            mon.accept_all();
+        }
+    }
+
+    /// A client starts closing: remember it for `/connz?state=closed` and
+    /// add its counters to the totals. Called first thing in `begin_close`
+    /// (does nothing for a client already closing).
+    pub(crate) fn monitor_closing(&mut self, key: usize, reason: CloseReason) {
+        let Some(mon) = self.monitor.as_deref_mut() else {
+            return;
+        };
+        let Some(client) = self.clients.get(key) else {
+            return;
+        };
+        if client.is_closing() {
+            return;
+        }
+        let mut record = ConnRecord::of(client, &self.subs, true);
+        record.stop = Some((SystemTime::now(), reason.as_str()));
+        mon.closed_totals.add(client);
+        mon.closed.push(record);
+    }
+
+    /// A reload: the closed ring's bound and the config load time change;
+    /// the HTTP address would need a restart.
+    pub(crate) fn monitor_reloaded(&mut self, fresh: &Config) {
+        if fresh.monitor.http_port != self.config.monitor.http_port
+            || fresh.monitor.http_host != self.config.monitor.http_host
+        {
+            warn!("Reload: the http monitor address cannot change without a restart");
+        }
+        self.config.monitor.max_closed_clients = fresh.monitor.max_closed_clients;
+        if let Some(mon) = self.monitor.as_deref_mut() {
+            mon.closed.set_max(fresh.monitor.max_closed_clients);
+            mon.config_load_time = SystemTime::now();
+        }
+    }
+}
