@@ -193,6 +193,29 @@ impl TlsState {
         })
     }
 
+    /// The negotiated TLS version and cipher suite as nats-server's
+    /// `/connz` names them (`"1.3"`, `"TLS_AES_128_GCM_SHA256"`), once the
+    /// handshake is done.
+    pub fn describe(&self) -> Option<(&'static str, &'static str)> {
+        if self.phase != TlsPhase::Established {
+            return None;
+        }
+        let version = match self.session.protocol_version()? {
+            rustls::ProtocolVersion::TLSv1_3 => "1.3",
+            rustls::ProtocolVersion::TLSv1_2 => "1.2",
+            _ => "unknown",
+        };
+        let suite = self.session.negotiated_cipher_suite()?.suite();
+        // rustls writes TLS 1.3 suites as `TLS13_*`; Go as `TLS_*`.
+        let name = match suite.as_str()? {
+            "TLS13_AES_128_GCM_SHA256" => "TLS_AES_128_GCM_SHA256",
+            "TLS13_AES_256_GCM_SHA384" => "TLS_AES_256_GCM_SHA384",
+            "TLS13_CHACHA20_POLY1305_SHA256" => "TLS_CHACHA20_POLY1305_SHA256",
+            other => other,
+        };
+        Some((version, name))
+    }
+
     /// Whether bytes written now go out in plain text.
     #[inline]
     pub fn is_plain(&self) -> bool {

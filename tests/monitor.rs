@@ -6,6 +6,8 @@
 //! No sleeps: state that changes asynchronously (a close, a PONG) is polled
 //! for with a bounded deadline, then asserted.
 
+#[path = "common/certs.rs"]
+mod certs;
 mod common;
 use common::{Conn, TIMEOUT, TempConf, TestServer};
 use serde_json::Value;
@@ -657,4 +659,53 @@ fn stale_and_over_the_limit_closes_are_recorded() {
     assert_eq!(varz["stale_connections"], 1);
     assert_eq!(varz["stale_connection_stats"]["clients"], 1);
     assert_eq!(varz["ping_interval"], 100_000_000);
+}
+
+#[test]
+fn tls_connections_show_their_version_and_cipher_and_handshake_failures_their_reason() {
+    use std::io::Write;
+    let dir = certs::CertDir::new("monitor-tls");
+    let ca = certs::Ca::new(&dir.path, "mon");
+    let pair = ca.server();
+    let (server, http) = start(&[
+        "--tls",
+        "--tlscert",
+        pair.cert_arg(),
+        "--tlskey",
+        pair.key_arg(),
+    ]);
+    let varz = json(http, "/varz");
+    assert_eq!(varz["tls_required"], true);
+    assert!(varz.get("tls_verify").is_none());
+    assert_eq!(varz["tls_timeout"], 2.0);
+    assert_eq!(varz["auth_timeout"], 3.0);
+
+    let (mut tls, info) = certs::raw_tls(&server, &ca.cert);
+    let cid = info["client_id"].as_u64().unwrap();
+    tls.write_all(b"CONNECT {\"verbose\":false,\"name\":\"secure\"}\r\nPING\r\n")
+        .unwrap();
+    assert_eq!(certs::tls_read_until(&mut tls, b"PONG\r\n"), b"PONG\r\n");
+    let connz = json(http, "/connz");
+    let conn = conn_of(&connz, cid);
+    assert_eq!(conn["name"], "secure");
+    assert_eq!(conn["tls_version"], "1.3");
+    assert!(
+        conn["tls_cipher_suite"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("TLS_")),
+        "{conn:#}"
+    );
+
+    // A plain-text client is refused; /connz says why.
+    let (mut plain, plain_cid) = server.raw_with_cid();
+    plain.send(b"CONNECT {}\r\n");
+    plain.expect_err("Secure Connection - TLS Required");
+    let closed = poll(http, "/connz?state=closed", |v| {
+        cids(v).contains(&plain_cid)
+    });
+    assert_eq!(
+        conn_of(&closed, plain_cid)["reason"],
+        "TLS Handshake Failure"
+    );
+    assert!(conn_of(&closed, plain_cid).get("tls_version").is_none());
 }

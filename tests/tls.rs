@@ -12,17 +12,12 @@ mod common;
 mod nats;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::ConnectOptions;
-use certs::{Ca, CertDir, Pair};
+use certs::{Ca, CertDir, Pair, raw_tls, tls_read_until};
 use common::{Conn, TempConf, TestServer, run_natrium};
 use nats::{assert_works, next, opts, publish, subscribe, sync, within};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 /// A CA, a server certificate it signed, and a server using them.
 struct Setup {
@@ -87,60 +82,6 @@ async fn refused(server: &TestServer, options: ConnectOptions, what: &str) -> St
         Ok(_) => panic!("{what}: connect unexpectedly succeeded"),
         Err(e) => e.to_string(),
     }
-}
-
-// ----- a raw rustls client, to check exact bytes -----
-
-fn client_config(ca: &Path, client: Option<&Pair>) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-    Arc::new(match client {
-        None => builder.with_no_client_auth(),
-        Some(pair) => builder
-            .with_client_auth_cert(
-                CertificateDer::pem_file_iter(&pair.cert)
-                    .unwrap()
-                    .map(Result::unwrap)
-                    .collect(),
-                PrivateKeyDer::from_pem_file(&pair.key).unwrap(),
-            )
-            .unwrap(),
-    })
-}
-
-type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
-
-/// Reads from a TLS stream up to and including `end` (bounded by the
-/// socket's read timeout).
-fn tls_read_until(stream: &mut TlsStream, end: &[u8]) -> Vec<u8> {
-    let mut got = Vec::new();
-    let mut chunk = [0u8; 16384];
-    while !got.windows(end.len()).any(|w| w == end) {
-        let n = stream.read(&mut chunk).expect("TLS read (timeout?)");
-        assert!(
-            n > 0,
-            "TLS stream ended; got {:?}",
-            String::from_utf8_lossy(&got)
-        );
-        got.extend_from_slice(&chunk[..n]);
-    }
-    got
-}
-
-/// The NATS way by hand: plain INFO, then the handshake on the same socket.
-fn raw_tls(server: &TestServer, ca: &Path) -> (TlsStream, serde_json::Value) {
-    let (conn, info) = server.raw_with_info();
-    let config = client_config(ca, None);
-    let session =
-        rustls::ClientConnection::new(config, ServerName::try_from("localhost").unwrap()).unwrap();
-    (rustls::StreamOwned::new(session, conn.stream), info)
 }
 
 // ----- tests -----

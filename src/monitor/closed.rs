@@ -99,6 +99,8 @@ pub struct ConnRecord {
     pub lang: String,
     /// CONNECT `version`.
     pub version: String,
+    /// TLS version (`"1.3"`) and cipher suite, for TLS connections.
+    pub tls: Option<(&'static str, &'static str)>,
 }
 
 impl ConnRecord {
@@ -131,6 +133,10 @@ impl ConnRecord {
             name: client.opts.name.clone(),
             lang: client.opts.lang.clone(),
             version: client.opts.version.clone(),
+            tls: client
+                .tls
+                .as_deref()
+                .and_then(crate::tls::TlsState::describe),
         }
     }
 
@@ -247,6 +253,7 @@ mod tests {
             name: String::new(),
             lang: String::new(),
             version: String::new(),
+            tls: None,
         }
     }
 

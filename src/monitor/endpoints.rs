@@ -55,6 +55,10 @@ struct Varz<'a> {
     port: u16,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     auth_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_verify: bool,
     max_connections: usize,
     ping_interval: u128,
     ping_max: u32,
@@ -63,6 +67,7 @@ struct Varz<'a> {
     http_base_path: &'static str,
     https_port: u16,
     auth_timeout: f64,
+    tls_timeout: f64,
     max_control_line: usize,
     max_payload: usize,
     max_pending: usize,
@@ -145,6 +150,10 @@ struct ConnInfo<'a> {
     lang: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_version: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_cipher_suite: Option<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     subscriptions_list: Vec<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -413,6 +422,8 @@ impl Server {
             host: &c.host,
             port: self.local_addr().port(),
             auth_required: c.auth.announce_required(),
+            tls_required: c.tls.is_some(),
+            tls_verify: c.tls.as_ref().is_some_and(|t| t.requires_client_cert()),
             max_connections: c.max_connections,
             ping_interval: c.ping_interval.as_nanos(),
             ping_max: c.ping_max,
@@ -421,6 +432,11 @@ impl Server {
             http_base_path: "",
             https_port: 0,
             auth_timeout: c.auth.timeout.as_secs_f64(),
+            tls_timeout: c
+                .tls
+                .as_ref()
+                .map_or(crate::tls::DEFAULT_TLS_TIMEOUT, |t| t.timeout())
+                .as_secs_f64(),
             max_control_line: c.max_control_line,
             max_payload: c.max_payload,
             max_pending: c.max_pending,
@@ -611,6 +627,8 @@ fn conn_info(r: &ConnRecord, subs: SubsDetail, now: SystemTime) -> ConnInfo<'_> 
         name: &r.name,
         lang: &r.lang,
         version: &r.version,
+        tls_version: r.tls.map(|(v, _)| v),
+        tls_cipher_suite: r.tls.map(|(_, c)| c),
         subscriptions_list: if subs == SubsDetail::Subjects {
             r.subs.iter().map(|s| s.subject.as_str()).collect()
         } else {

@@ -3,7 +3,10 @@
 //! second CA whose certificates the server must refuse. Written as PEM
 //! files into a fresh directory that is removed on drop.
 //!
-//! Include with `#[path = "common/certs.rs"] mod certs;`.
+//! Also a blocking rustls client that connects the NATS way (plain INFO,
+//! then the handshake on the same socket), to check exact bytes.
+//!
+//! Include with `#[path = "common/certs.rs"] mod certs;` next to `mod common;`.
 
 #![allow(dead_code)]
 
@@ -11,7 +14,14 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType,
 };
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use std::io::Read;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::common::TestServer;
 
 /// A certificate and its key, as PEM files.
 pub struct Pair {
@@ -136,4 +146,59 @@ impl Drop for CertDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
     }
+}
+
+/// A rustls client configuration trusting `ca`, presenting `client` if given.
+pub fn client_config(ca: &Path, client: Option<&Pair>) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    Arc::new(match client {
+        None => builder.with_no_client_auth(),
+        Some(pair) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_file_iter(&pair.cert)
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect(),
+                PrivateKeyDer::from_pem_file(&pair.key).unwrap(),
+            )
+            .unwrap(),
+    })
+}
+
+/// A blocking TLS connection to natrium.
+pub type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// Reads from a TLS stream up to and including `end` (bounded by the
+/// socket's read timeout).
+pub fn tls_read_until(stream: &mut TlsStream, end: &[u8]) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 16384];
+    while !got.windows(end.len()).any(|w| w == end) {
+        let n = stream.read(&mut chunk).expect("TLS read (timeout?)");
+        assert!(
+            n > 0,
+            "TLS stream ended; got {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&chunk[..n]);
+    }
+    got
+}
+
+/// The NATS way by hand: plain INFO, then the handshake on the same socket
+/// (it happens on the first write or read). Returns the stream and the INFO.
+pub fn raw_tls(server: &TestServer, ca: &Path) -> (TlsStream, serde_json::Value) {
+    let (conn, info) = server.raw_with_info();
+    let config = client_config(ca, None);
+    let session =
+        rustls::ClientConnection::new(config, ServerName::try_from("localhost").unwrap()).unwrap();
+    (rustls::StreamOwned::new(session, conn.stream), info)
 }
