@@ -93,7 +93,7 @@ impl TlsOptions {
                 key_file.display()
             )
         })?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(server_provider());
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS: {e}"))?;
@@ -114,11 +114,31 @@ impl TlsOptions {
         } else {
             builder.with_no_client_auth()
         };
-        let config = builder
+        let mut config = builder
             .with_single_cert(certs, key)
             .map_err(|e| format!("error parsing X509 certificate/key pair: {e}"))?;
+        // The server's preference decides, as with Go's crypto/tls.
+        config.ignore_client_order = true;
         Ok(Arc::new(config))
     }
+}
+
+/// rustls's ring provider with AES-128-GCM preferred over AES-256-GCM
+/// and ChaCha20 (rustls lists AES-256 first): what Go's crypto/tls picks
+/// on CPUs with AES instructions, and the cheapest of the three there.
+fn server_provider() -> rustls::crypto::CryptoProvider {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.sort_by_key(|suite| {
+        let name = suite.suite().as_str().unwrap_or_default();
+        if name.contains("AES_128_GCM") {
+            0
+        } else if name.contains("AES_256_GCM") {
+            1
+        } else {
+            2
+        }
+    });
+    provider
 }
 
 /// Every certificate in a PEM file (at least one).
@@ -449,6 +469,22 @@ mod tests {
         assert!(err.contains("/nonexistent/cert.pem"), "{err}");
         let none = TlsOptions::default().server_config().unwrap_err();
         assert!(none.contains("certificate"), "{none}");
+    }
+
+    #[test]
+    fn aes_128_gcm_is_preferred() {
+        let provider = server_provider();
+        let names: Vec<&str> = provider
+            .cipher_suites
+            .iter()
+            .filter_map(|s| s.suite().as_str())
+            .collect();
+        assert!(names[0].contains("AES_128_GCM"), "{names:?}");
+        assert!(names.iter().any(|n| n.contains("CHACHA20")), "{names:?}");
+        assert_eq!(
+            names.len(),
+            rustls::crypto::ring::default_provider().cipher_suites.len()
+        );
     }
 
     #[test]
