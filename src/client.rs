@@ -360,12 +360,7 @@ impl Client {
             Ok(true)
         } else {
             self.mid_frame |= self.out_pos > 0;
-            // Keep the buffer from creeping: drop the written prefix once
-            // it is at least half of it (amortised, one memmove).
-            if self.out_pos >= self.out.len() / 2 {
-                self.out.drain(..self.out_pos);
-                self.out_pos = 0;
-            }
+            self.compact_out();
             Ok(false)
         }
     }
@@ -389,6 +384,7 @@ impl Client {
                         // rustls may hold part of a frame: never assume a
                         // frame boundary while anything is pending.
                         self.mid_frame = true;
+                        self.compact_out();
                         return Ok(false);
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -407,13 +403,20 @@ impl Client {
                 // rustls's buffer is full and nothing can be sent yet
                 // (the handshake is still going): wait for the socket.
                 self.mid_frame = true;
+                self.compact_out();
                 return Ok(false);
             }
             self.out_pos += taken;
-            if self.out_pos >= self.out.len() / 2 && self.out_pos < self.out.len() {
-                self.out.drain(..self.out_pos);
-                self.out_pos = 0;
-            }
+        }
+    }
+
+    /// Keeps the buffer from creeping while the socket is full: drops the
+    /// written prefix once it is at least half of it (amortised, one
+    /// memmove per halving, and only when a write stops short).
+    fn compact_out(&mut self) {
+        if self.out_pos >= self.out.len() / 2 {
+            self.out.drain(..self.out_pos);
+            self.out_pos = 0;
         }
     }
 
