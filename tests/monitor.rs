@@ -705,3 +705,39 @@ fn tls_connections_show_their_version_and_cipher_and_handshake_failures_their_re
     );
     assert!(conn_of(&closed, plain_cid).get("tls_version").is_none());
 }
+
+#[test]
+fn a_write_deadline_cut_is_recorded_as_such() {
+    // max_pending far above what is sent: only the stalled socket can
+    // decide, after write_deadline.
+    let (server, http) = start(&["--write_deadline", "300ms", "--max_pending", "512MB"]);
+    let (mut stalled, stalled_cid) = client(&server, "");
+    stalled.send(b"SUB deadline 1\r\n");
+    assert!(stalled.sync_answering_pings().is_empty());
+    let (mut publ, _) = client(&server, "");
+    let mut batch = Vec::new();
+    for _ in 0..1000 {
+        batch.extend_from_slice(b"PUB deadline 1000\r\n");
+        batch.extend_from_slice(&[b'w'; 1000]);
+        batch.extend_from_slice(b"\r\n");
+    }
+    // Bounded: at most 200 rounds of 1 MB.
+    let mut cut = false;
+    for _ in 0..200 {
+        publ.send(&batch);
+        assert!(publ.sync_answering_pings().is_empty());
+        if json(http, "/varz")["slow_consumers"] == 1 {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut, "the stalled subscriber was cut off");
+    let v = poll(http, "/connz?state=closed", |v| {
+        cids(v).contains(&stalled_cid)
+    });
+    assert_eq!(
+        conn_of(&v, stalled_cid)["reason"],
+        "Slow Consumer (Write Deadline)"
+    );
+    drop(stalled);
+}
