@@ -6,7 +6,7 @@
 //! - [`server`]: the `mio` event loop. Owns the listener, the clients, the
 //!   subscriptions, the sublist, timers and signals; reads, flushes, closes.
 //!   Its children: back-pressure and slow consumers, CONNECTs parked for
-//!   bcrypt, and configuration reload.
+//!   bcrypt, configuration reload, and reading TLS clients.
 //! - `dispatch`: what each operation does (CONNECT, SUB, UNSUB, PUB and the
 //!   fan-out of a message), as methods of the server.
 //! - [`client`]: one connection's state: socket, carried partial operation,

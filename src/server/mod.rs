@@ -4,10 +4,12 @@
 //! the poll tokens), every [`Subscription`] (in a second slab whose keys are
 //! the sublist's ids), the [`Sublist`], the timers and the signal source.
 //! What the protocol operations *do* lives in `dispatch.rs`; this module is
-//! about I/O and life cycle, with three parts in files of their own:
+//! about I/O and life cycle, with four parts in files of their own:
 //! `backpressure` (slow consumers, and slowing a publisher for a subscriber
 //! that is still reading), `auth_defer` (CONNECTs waiting for the bcrypt
-//! worker) and `reload` (SIGHUP). Here:
+//! worker), `reload` (SIGHUP) and `tls_io` (reading TLS clients, their
+//! handshake and its timers). HTTP monitoring connections live in
+//! `crate::monitor` and share this loop. Here:
 //!
 //! - reads are drained until `WouldBlock` (at most [`READ_BUDGET`] reads per
 //!   connection per turn, so one fast publisher cannot starve the rest);
