@@ -512,3 +512,39 @@ fn a_reload_switches_certificates_for_new_connections() {
     still.write_all(b"PING\r\n").unwrap();
     assert_eq!(tls_read_until(&mut still, b"PONG\r\n"), b"PONG\r\n");
 }
+
+#[test]
+fn tls_clients_that_vanish_at_every_stage_leave_nothing_behind() {
+    let s = start("tls-churn", "", "");
+    for round in 0..10 {
+        // Gone before saying anything.
+        drop(s.server.raw());
+        // Gone halfway through a ClientHello.
+        let mut half = s.server.raw();
+        half.send(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00]);
+        drop(half);
+        // Gone right after the handshake, without close_notify.
+        let (mut done, _) = raw_tls(&s.server, &s.ca.cert);
+        done.write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n")
+            .unwrap();
+        assert_eq!(tls_read_until(&mut done, b"PONG\r\n"), b"PONG\r\n");
+        drop(done);
+        // Gone with a subscription and a message in flight, with close_notify.
+        let (mut polite, _) = raw_tls(&s.server, &s.ca.cert);
+        polite
+            .write_all(
+                format!("SUB churn.{round} 1\r\nPUB churn.{round} 2\r\nhi\r\nPING\r\n").as_bytes(),
+            )
+            .unwrap();
+        let got = tls_read_until(&mut polite, b"PONG\r\n");
+        assert!(got.ends_with(b"PONG\r\n"), "{got:?}");
+        polite.conn.send_close_notify();
+        polite.flush().unwrap();
+        drop(polite);
+    }
+    assert!(s.server.wait_until_empty(), "{:?}", s.server.log_lines());
+    // And the server still serves.
+    let (mut last, _) = raw_tls(&s.server, &s.ca.cert);
+    last.write_all(b"PING\r\n").unwrap();
+    assert_eq!(tls_read_until(&mut last, b"PONG\r\n"), b"PONG\r\n");
+}
