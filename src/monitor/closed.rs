@@ -9,6 +9,7 @@ use crate::server::Subscription;
 use slab::Slab;
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 /// One subscription as `/connz?subs=detail` and `/subsz?subs=1` show it.
@@ -122,10 +123,10 @@ impl ConnRecord {
             cid: client.cid,
             ip: client.addr.ip(),
             port: client.addr.port(),
-            start: client.mon.start,
-            last_activity: client.mon.wall(client.mon.last_activity),
+            start: client.mon.start(),
+            last_activity: client.mon.last_activity(),
             stop: None,
-            rtt: client.mon.rtt,
+            rtt: client.mon.rtt(),
             pending_bytes: client.pending(),
             totals,
             num_subs: client.subs.len(),
@@ -188,48 +189,88 @@ impl ClosedRing {
 }
 
 /// The monitoring state each client carries: when it started, when it was
-/// last heard from, and the round trip of the server's PINGs.
+/// last heard from, and the round trip of the server's PINGs. It sits in
+/// every connection's slab slot, so it is kept to 32 bytes: each time is
+/// nanoseconds since one process-wide anchor ([`clock`]).
 #[derive(Debug, Clone)]
 pub struct ClientMon {
-    /// Wall-clock time of the accept.
-    pub start: SystemTime,
-    /// Monotonic time of the accept (to turn other instants into wall time).
-    pub start_instant: Instant,
+    /// The accept.
+    start: u64,
     /// When the last bytes were read from it.
-    pub last_activity: Instant,
-    /// When the oldest unanswered server PING was sent.
-    pub ping_sent: Option<Instant>,
-    /// Round trip of the last answered server PING.
-    pub rtt: Option<Duration>,
+    last_activity: u64,
+    /// When the oldest unanswered server PING was sent, plus one (0: none).
+    ping_sent: u64,
+    /// Round trip of the last answered server PING in nanoseconds (0: not
+    /// measured yet).
+    rtt: u64,
+}
+
+/// The instant and wall-clock time every [`ClientMon`] time counts from
+/// (taken once, at the first use).
+fn clock() -> (Instant, SystemTime) {
+    static ANCHOR: OnceLock<(Instant, SystemTime)> = OnceLock::new();
+    *ANCHOR.get_or_init(|| (Instant::now(), SystemTime::now()))
+}
+
+/// `t` as nanoseconds since the anchor (saturating at both ends: 584 years
+/// fit in a u64).
+fn since_anchor(t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(clock().0).as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The wall-clock time of `nanos` after the anchor.
+fn wall(nanos: u64) -> SystemTime {
+    clock().1 + Duration::from_nanos(nanos)
 }
 
 impl ClientMon {
     /// A connection accepted at `now`.
     pub fn new(now: Instant) -> ClientMon {
+        let t = since_anchor(now);
         ClientMon {
-            start: SystemTime::now(),
-            start_instant: now,
-            last_activity: now,
-            ping_sent: None,
-            rtt: None,
+            start: t,
+            last_activity: t,
+            ping_sent: 0,
+            rtt: 0,
         }
+    }
+
+    /// Bytes were read from it at `now`.
+    #[inline]
+    pub fn touch(&mut self, now: Instant) {
+        self.last_activity = since_anchor(now);
     }
 
     /// The server sent a PING at `now`.
     pub fn ping_sent(&mut self, now: Instant) {
-        self.ping_sent.get_or_insert(now);
+        if self.ping_sent == 0 {
+            self.ping_sent = since_anchor(now).saturating_add(1);
+        }
     }
 
     /// The client answered with PONG at `now`: the round trip is measured.
     pub fn pong(&mut self, now: Instant) {
-        if let Some(sent) = self.ping_sent.take() {
-            self.rtt = Some(now.saturating_duration_since(sent));
+        if self.ping_sent != 0 {
+            let sent = self.ping_sent - 1;
+            // At least a nanosecond: 0 means "not measured".
+            self.rtt = since_anchor(now).saturating_sub(sent).max(1);
+            self.ping_sent = 0;
         }
     }
 
-    /// The wall-clock time of instant `t` of this connection's life.
-    pub fn wall(&self, t: Instant) -> SystemTime {
-        self.start + t.saturating_duration_since(self.start_instant)
+    /// Wall-clock time of the accept.
+    pub fn start(&self) -> SystemTime {
+        wall(self.start)
+    }
+
+    /// Wall-clock time of the last read.
+    pub fn last_activity(&self) -> SystemTime {
+        wall(self.last_activity)
+    }
+
+    /// Round trip of the last answered server PING, once measured.
+    pub fn rtt(&self) -> Option<Duration> {
+        (self.rtt != 0).then(|| Duration::from_nanos(self.rtt))
     }
 }
 
@@ -274,17 +315,29 @@ mod tests {
 
     #[test]
     fn rtt_from_ping_to_pong() {
+        // The anchor first: instants before it count as the anchor itself.
+        let _ = clock();
         let t0 = Instant::now();
         let mut m = ClientMon::new(t0);
         m.pong(t0 + Duration::from_secs(1));
-        assert_eq!(m.rtt, None, "a PONG without a PING measures nothing");
+        assert_eq!(m.rtt(), None, "a PONG without a PING measures nothing");
         m.ping_sent(t0 + Duration::from_millis(10));
         m.ping_sent(t0 + Duration::from_millis(20));
         m.pong(t0 + Duration::from_millis(13));
-        assert_eq!(m.rtt, Some(Duration::from_millis(3)));
+        assert_eq!(m.rtt(), Some(Duration::from_millis(3)));
+        // A second PONG without a new PING changes nothing.
+        m.pong(t0 + Duration::from_millis(50));
+        assert_eq!(m.rtt(), Some(Duration::from_millis(3)));
+        m.touch(t0 + Duration::from_secs(2));
         assert_eq!(
-            m.wall(t0 + Duration::from_secs(2)),
-            m.start + Duration::from_secs(2)
+            m.last_activity().duration_since(m.start()).unwrap(),
+            Duration::from_secs(2)
         );
+    }
+
+    #[test]
+    fn client_mon_stays_small() {
+        // It is in every connection's slab slot.
+        assert_eq!(std::mem::size_of::<ClientMon>(), 32);
     }
 }

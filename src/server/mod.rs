@@ -469,7 +469,7 @@ impl Server {
                     }
                     client.active = true;
                     client.busy = true;
-                    client.mon.last_activity = Instant::now();
+                    client.mon.touch(Instant::now());
                     let buf = std::mem::take(&mut self.read_buf);
                     let drained = may_stop_short && n < buf.len();
                     self.ingest(key, &buf[..n]);

@@ -90,7 +90,7 @@ impl Server {
                     }
                     client.active = true;
                     client.busy = true;
-                    client.mon.last_activity = Instant::now();
+                    client.mon.touch(Instant::now());
                     if let Err(e) = processed {
                         let established = tls.phase == TlsPhase::Established;
                         debug!(
