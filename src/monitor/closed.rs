@@ -147,38 +147,79 @@ impl ConnRecord {
     }
 }
 
-/// The most recently closed connections, oldest first, at most `max`.
+/// How many subscriptions the closed connections may keep listed in all
+/// (about 100 bytes each, plus their subjects). nats-server keeps every
+/// subscription of every closed connection; with `max_closed_clients` of
+/// 10,000 and clients holding thousands of subscriptions that would be
+/// gigabytes, so the oldest records give their lists up first (their
+/// `subscriptions` count stays).
+pub const CLOSED_SUBS_BUDGET: usize = 64 * 1024;
+
+/// The most recently closed connections, oldest first, at most `max`,
+/// listing at most [`CLOSED_SUBS_BUDGET`] subscriptions between them.
 #[derive(Debug)]
 pub struct ClosedRing {
     max: usize,
     items: VecDeque<ConnRecord>,
+    /// Subscriptions listed in `items`.
+    subs_kept: usize,
+    /// Records before this index have no list left.
+    cleared: usize,
+    /// The bound on `subs_kept`.
+    subs_budget: usize,
 }
 
 impl ClosedRing {
     /// An empty ring keeping at most `max` connections.
     pub fn new(max: usize) -> ClosedRing {
+        ClosedRing::with_budget(max, CLOSED_SUBS_BUDGET)
+    }
+
+    /// An empty ring with its own bound on listed subscriptions.
+    pub fn with_budget(max: usize, subs_budget: usize) -> ClosedRing {
         ClosedRing {
             max,
             items: VecDeque::new(),
+            subs_kept: 0,
+            cleared: 0,
+            subs_budget,
         }
     }
 
     /// Remembers a closed connection, forgetting the oldest when full.
-    pub fn push(&mut self, record: ConnRecord) {
+    pub fn push(&mut self, mut record: ConnRecord) {
         if self.max == 0 {
             return;
         }
         while self.items.len() >= self.max {
-            self.items.pop_front();
+            self.pop_oldest();
         }
+        record.subs.truncate(self.subs_budget);
+        // Make room by clearing the oldest lists first.
+        while self.subs_kept + record.subs.len() > self.subs_budget
+            && self.cleared < self.items.len()
+        {
+            let old = &mut self.items[self.cleared];
+            self.subs_kept -= old.subs.len();
+            old.subs = Vec::new();
+            self.cleared += 1;
+        }
+        self.subs_kept += record.subs.len();
         self.items.push_back(record);
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some(old) = self.items.pop_front() {
+            self.subs_kept -= old.subs.len();
+            self.cleared = self.cleared.saturating_sub(1);
+        }
     }
 
     /// Changes the bound (on reload), forgetting the oldest if needed.
     pub fn set_max(&mut self, max: usize) {
         self.max = max;
         while self.items.len() > max {
-            self.items.pop_front();
+            self.pop_oldest();
         }
     }
 
@@ -311,6 +352,46 @@ mod tests {
         ring.set_max(0);
         ring.push(record(6));
         assert_eq!(ring.iter().count(), 0);
+    }
+
+    fn with_subs(cid: u64, n: usize) -> ConnRecord {
+        let mut r = record(cid);
+        r.num_subs = n;
+        r.subs = (0..n)
+            .map(|i| SubRecord {
+                subject: format!("s.{i}"),
+                queue: None,
+                sid: i.to_string(),
+                msgs: 0,
+                max: None,
+                cid,
+            })
+            .collect();
+        r
+    }
+
+    #[test]
+    fn listed_subscriptions_are_bounded_oldest_lists_go_first() {
+        let mut ring = ClosedRing::with_budget(10, 100);
+        ring.push(with_subs(1, 40));
+        ring.push(with_subs(2, 40));
+        ring.push(with_subs(3, 40));
+        let lists: Vec<usize> = ring.iter().map(|r| r.subs.len()).collect();
+        assert_eq!(lists, [0, 40, 40], "the oldest list went first");
+        assert!(ring.iter().all(|r| r.num_subs == 40), "counts stay");
+        ring.push(with_subs(4, 500));
+        let lists: Vec<usize> = ring.iter().map(|r| r.subs.len()).collect();
+        assert_eq!(lists, [0, 0, 0, 100], "one huge list is cut to the budget");
+        assert_eq!(ring.subs_kept, 100);
+        // Evicting records keeps the books straight.
+        for cid in 5..20 {
+            ring.push(with_subs(cid, 10));
+        }
+        assert_eq!(ring.iter().count(), 10);
+        let kept: usize = ring.iter().map(|r| r.subs.len()).sum();
+        assert_eq!(kept, ring.subs_kept);
+        assert!(kept <= 100);
+        assert_eq!(ring.iter().last().map(|r| r.subs.len()), Some(10));
     }
 
     #[test]
