@@ -79,15 +79,20 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request>, BadRequest> {
         "HEAD" => Method::Head,
         _ => Method::Other,
     };
-    // Origin form (`/varz?x=1`), or absolute form (`http://host/varz`).
-    let target = match target.split_once("://") {
-        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
-        None => target,
+    // Origin form (`/varz?x=1`), or absolute form (`http://host/varz`):
+    // only a target that does not start with `/` can be absolute (a `://`
+    // in an origin-form query is just data).
+    let (path, query) = if target.starts_with('/') {
+        target.split_once('?').unwrap_or((target, ""))
+    } else {
+        let Some((_, rest)) = target.split_once("://") else {
+            return Err(BadRequest::Malformed);
+        };
+        // The authority ends at the first `/` or `?`.
+        let rest = &rest[rest.find(['/', '?']).unwrap_or(rest.len())..];
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        (if path.is_empty() { "/" } else { path }, query)
     };
-    if !target.starts_with('/') {
-        return Err(BadRequest::Malformed);
-    }
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
     Ok(Some(Request {
         method,
         path: path.to_string(),
@@ -259,6 +264,33 @@ mod tests {
             .unwrap();
         assert_eq!((req.method, req.path.as_str()), (Method::Other, "/subsz"));
         assert_eq!(req.query, vec![("x".to_string(), String::new())]);
+        // A `?` right after the authority starts the query.
+        let req = parse_request(b"GET http://h?x=/varz HTTP/1.1\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(req.path, "/");
+        assert_eq!(req.query, vec![("x".to_string(), "/varz".to_string())]);
+        let req = parse_request(b"GET http://h HTTP/1.1\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(req.path, "/");
+    }
+
+    #[test]
+    fn a_url_inside_an_origin_form_query_is_data() {
+        // Found by the fuzzer: `://` in the query made this absolute form.
+        let req = parse_request(b"GET /connz?next=http://a/b HTTP/1.1\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(req.path, "/connz");
+        assert_eq!(
+            req.query,
+            vec![("next".to_string(), "http://a/b".to_string())]
+        );
+        assert_eq!(
+            parse_request(b"GET varz HTTP/1.1\r\n\r\n"),
+            Err(BadRequest::Malformed)
+        );
     }
 
     #[test]
