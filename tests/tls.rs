@@ -548,3 +548,24 @@ fn tls_clients_that_vanish_at_every_stage_leave_nothing_behind() {
     last.write_all(b"PING\r\n").unwrap();
     assert_eq!(tls_read_until(&mut last, b"PONG\r\n"), b"PONG\r\n");
 }
+
+#[test]
+fn a_certificate_renewed_in_place_is_picked_up_on_reload() {
+    let s = start("tls-rotate", "", "");
+    let text = std::fs::read_to_string(&s._conf.path).unwrap();
+    // Renew: new files at the same paths, the configuration unchanged.
+    let renewed_ca = Ca::new(&s.dir_path, "renewed");
+    let renewed = renewed_ca.server();
+    std::fs::copy(&renewed.cert, s.dir_path.join("good-server.pem")).unwrap();
+    std::fs::copy(&renewed.key, s.dir_path.join("good-server-key.pem")).unwrap();
+    assert!(text.contains("good-server.pem"), "{text}");
+    reload(&s, &text, 1);
+    assert!(
+        s.server
+            .wait_for_log("TLS certificates read again")
+            .is_some()
+    );
+    let (mut fresh, _) = raw_tls(&s.server, &renewed_ca.cert);
+    fresh.write_all(b"PING\r\n").unwrap();
+    assert_eq!(tls_read_until(&mut fresh, b"PONG\r\n"), b"PONG\r\n");
+}

@@ -78,7 +78,10 @@ impl Server {
             max_control_line: c.max_control_line,
             max_payload: c.max_payload,
         };
-        if fresh.tls != c.tls {
+        // The certificate files are read again on every reload, changed
+        // options or not: renewing a certificate in place and sending
+        // SIGHUP is how certificates are rotated.
+        if fresh.tls.is_some() || c.tls.is_some() {
             match fresh
                 .tls
                 .as_ref()
@@ -86,7 +89,11 @@ impl Server {
                 .transpose()
             {
                 Ok(tls_config) => {
-                    info!("Reload: TLS settings changed; they apply to new connections");
+                    if fresh.tls != c.tls {
+                        info!("Reload: TLS settings changed; they apply to new connections");
+                    } else {
+                        info!("Reload: TLS certificates read again for new connections");
+                    }
                     self.tls_config = tls_config;
                     c.tls = fresh.tls;
                 }
