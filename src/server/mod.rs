@@ -449,18 +449,7 @@ impl Server {
             let closing = client.is_closing();
             match client.stream.read(&mut self.read_buf) {
                 Ok(0) => {
-                    if closing {
-                        // The peer is done; give it what is still queued
-                        // (the final -ERR, say) as far as the socket takes it.
-                        if let Phase::Closing { reason, .. } = client.phase
-                            && reason.flushes()
-                        {
-                            let _ = client.write_pending(Instant::now());
-                        }
-                        self.remove_client(key);
-                    } else {
-                        self.begin_close(key, CloseReason::ClientClosed);
-                    }
+                    self.read_eof(key);
                     return;
                 }
                 Ok(n) => {
@@ -492,17 +481,44 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    debug!("cid:{} read error: {e}", client.cid);
-                    if closing {
-                        self.remove_client(key);
-                    } else {
-                        self.begin_close(key, CloseReason::ReadError);
-                    }
+                    self.read_failed(key, &e);
                     return;
                 }
             }
         }
         self.readable_backlog.push(key);
+    }
+
+    /// The peer ended its stream: a closing client is dropped (after the
+    /// socket took what it can of what is still queued, the final -ERR
+    /// say); an open one starts closing (it may only have half-closed, so
+    /// it still gets its replies).
+    pub(super) fn read_eof(&mut self, key: usize) {
+        let Some(client) = self.clients.get_mut(key) else {
+            return;
+        };
+        match client.phase {
+            Phase::Closing { reason, .. } => {
+                if reason.flushes() {
+                    let _ = client.write_pending(Instant::now());
+                }
+                self.remove_client(key);
+            }
+            Phase::Open => self.begin_close(key, CloseReason::ClientClosed),
+        }
+    }
+
+    /// A read failed: the connection is dropped, or starts closing.
+    pub(super) fn read_failed(&mut self, key: usize, e: &io::Error) {
+        let Some(client) = self.clients.get(key) else {
+            return;
+        };
+        debug!("cid:{} read error: {e}", client.cid);
+        if client.is_closing() {
+            self.remove_client(key);
+        } else {
+            self.begin_close(key, CloseReason::ReadError);
+        }
     }
 
     /// Parses and dispatches everything in `data` for client `key`.

@@ -69,11 +69,7 @@ impl Server {
             }
             match tls.session.read_tls(&mut client.stream) {
                 Ok(0) => {
-                    if closing {
-                        self.remove_client(key);
-                    } else {
-                        self.begin_close(key, CloseReason::ClientClosed);
-                    }
+                    self.read_eof(key);
                     return;
                 }
                 Ok(_) => {
@@ -128,12 +124,7 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    debug!("cid:{} read error: {e}", client.cid);
-                    if closing {
-                        self.remove_client(key);
-                    } else {
-                        self.begin_close(key, CloseReason::ReadError);
-                    }
+                    self.read_failed(key, &e);
                     return;
                 }
             }
