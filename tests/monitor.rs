@@ -127,6 +127,31 @@ fn client(server: &TestServer, fields: &str) -> (Conn, u64) {
     (c, cid)
 }
 
+/// Publishes about 1 MB at a time (messages of `size` bytes) to `subject`
+/// until `/varz` counts a slow consumer; at most 200 rounds. Returns
+/// whether one was counted.
+fn flood_until_slow_consumer(
+    http: SocketAddr,
+    publ: &mut Conn,
+    subject: &str,
+    size: usize,
+) -> bool {
+    let mut batch = Vec::new();
+    for _ in 0..(1 << 20) / size {
+        batch.extend_from_slice(format!("PUB {subject} {size}\r\n").as_bytes());
+        batch.resize(batch.len() + size, b'x');
+        batch.extend_from_slice(b"\r\n");
+    }
+    for _ in 0..200 {
+        publ.send(&batch);
+        assert!(publ.sync_answering_pings().is_empty());
+        if json(http, "/varz")["slow_consumers"] == 1 {
+            return true;
+        }
+    }
+    false
+}
+
 /// The connection with `cid` in a connz document.
 fn conn_of(connz: &Value, cid: u64) -> &Value {
     connz["connections"]
@@ -401,24 +426,10 @@ fn closed_connections_carry_nats_server_reasons() {
     slow.send(b"SUB flood 1\r\n");
     assert!(slow.sync_answering_pings().is_empty());
     let (mut publ, _) = client(&server, "");
-    let payload = vec![b'x'; 32 * 1024];
-    let mut batch = Vec::new();
-    for _ in 0..32 {
-        batch.extend_from_slice(format!("PUB flood {}\r\n", payload.len()).as_bytes());
-        batch.extend_from_slice(&payload);
-        batch.extend_from_slice(b"\r\n");
-    }
-    // Bounded: at most 200 rounds of 1 MB.
-    let mut cut = false;
-    for _ in 0..200 {
-        publ.send(&batch);
-        assert!(publ.sync_answering_pings().is_empty());
-        if json(http, "/varz")["slow_consumers"] == 1 {
-            cut = true;
-            break;
-        }
-    }
-    assert!(cut, "the subscriber that never reads was cut off");
+    assert!(
+        flood_until_slow_consumer(http, &mut publ, "flood", 32 * 1024),
+        "the subscriber that never reads was cut off"
+    );
 
     let v = poll(http, "/connz?state=closed&subs=1", |v| {
         v["total"].as_u64() >= Some(3)
@@ -715,23 +726,10 @@ fn a_write_deadline_cut_is_recorded_as_such() {
     stalled.send(b"SUB deadline 1\r\n");
     assert!(stalled.sync_answering_pings().is_empty());
     let (mut publ, _) = client(&server, "");
-    let mut batch = Vec::new();
-    for _ in 0..1000 {
-        batch.extend_from_slice(b"PUB deadline 1000\r\n");
-        batch.extend_from_slice(&[b'w'; 1000]);
-        batch.extend_from_slice(b"\r\n");
-    }
-    // Bounded: at most 200 rounds of 1 MB.
-    let mut cut = false;
-    for _ in 0..200 {
-        publ.send(&batch);
-        assert!(publ.sync_answering_pings().is_empty());
-        if json(http, "/varz")["slow_consumers"] == 1 {
-            cut = true;
-            break;
-        }
-    }
-    assert!(cut, "the stalled subscriber was cut off");
+    assert!(
+        flood_until_slow_consumer(http, &mut publ, "deadline", 1000),
+        "the stalled subscriber was cut off"
+    );
     let v = poll(http, "/connz?state=closed", |v| {
         cids(v).contains(&stalled_cid)
     });
