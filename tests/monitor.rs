@@ -739,3 +739,29 @@ fn a_write_deadline_cut_is_recorded_as_such() {
     );
     drop(stalled);
 }
+
+#[test]
+fn cluster_endpoints_answer_as_a_server_without_a_cluster() {
+    let (server, http) = start(&["-n", "solo"]);
+    let id = json(http, "/varz")["server_id"].clone();
+    let routez = json(http, "/routez");
+    assert_eq!(routez["server_id"], id);
+    assert_eq!(routez["server_name"], "solo");
+    assert_eq!(routez["num_routes"], 0);
+    assert_eq!(routez["routes"], serde_json::json!([]));
+    assert_rfc3339(&routez["now"]);
+    let leafz = json(http, "/leafz");
+    assert_eq!(leafz["server_id"], id);
+    assert_eq!(leafz["leafnodes"], 0);
+    assert_eq!(leafz["leafs"], serde_json::json!([]));
+    let gatewayz = json(http, "/gatewayz");
+    assert_eq!(gatewayz["server_id"], id);
+    assert_eq!(gatewayz["outbound_gateways"], serde_json::json!({}));
+    assert_eq!(gatewayz["inbound_gateways"], serde_json::json!({}));
+    let index = get(http, "/").text();
+    for endpoint in ["routez", "leafz", "gatewayz"] {
+        assert!(index.contains(&format!("href=./{endpoint}")), "{endpoint}");
+    }
+    assert_eq!(json(http, "/varz")["http_req_stats"]["/routez"], 1);
+    drop(server);
+}

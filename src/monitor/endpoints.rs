@@ -108,6 +108,34 @@ struct Varz<'a> {
     stale_connection_stats: ByKind,
 }
 
+/// `/routez` of a server without routes.
+#[derive(Serialize)]
+struct Routez<'a> {
+    server_id: &'a str,
+    server_name: &'a str,
+    now: String,
+    num_routes: u32,
+    routes: [u8; 0],
+}
+
+/// `/leafz` of a server without leaf nodes.
+#[derive(Serialize)]
+struct Leafz<'a> {
+    server_id: &'a str,
+    now: String,
+    leafnodes: u32,
+    leafs: [u8; 0],
+}
+
+/// `/gatewayz` of a server without gateways.
+#[derive(Serialize)]
+struct Gatewayz<'a> {
+    server_id: &'a str,
+    now: String,
+    outbound_gateways: Empty,
+    inbound_gateways: Empty,
+}
+
 /// `/connz`.
 #[derive(Serialize)]
 struct Connz<'a> {
@@ -326,6 +354,9 @@ const INDEX: &[(&str, &str)] = &[
     ("varz", "General"),
     ("connz", "Connections"),
     ("subsz", "Subscriptions"),
+    ("routez", "Routes"),
+    ("leafz", "Leaf Nodes"),
+    ("gatewayz", "Gateways"),
     ("healthz", "Health Probe"),
 ];
 
@@ -365,6 +396,9 @@ impl Server {
             "/subsz" => "/subsz",
             "/subscriptionsz" => "/subscriptionsz",
             "/healthz" => "/healthz",
+            "/routez" => "/routez",
+            "/leafz" => "/leafz",
+            "/gatewayz" => "/gatewayz",
             _ => return Response::text(404, "404 page not found"),
         };
         // Counted before answering, so /varz includes itself (as nats-server).
@@ -376,9 +410,41 @@ impl Server {
             "/varz" => Ok(self.varz()),
             "/connz" => self.connz(req),
             "/subsz" | "/subscriptionsz" => self.subsz(req),
+            "/routez" | "/leafz" | "/gatewayz" => Ok(self.no_cluster(label)),
             _ => Ok(Response::json(b"{\"status\":\"ok\"}".to_vec())),
         };
         result.unwrap_or_else(|BadParam(text)| Response::text(400, &text))
+    }
+
+    /// `/routez`, `/leafz`, `/gatewayz`: natrium has no routes, leaf nodes
+    /// or gateways, so these are nats-server's answers for a server
+    /// without them (tools that poll every endpoint, such as the
+    /// Prometheus exporter, then see zeros rather than a 404).
+    fn no_cluster(&self, label: &str) -> Response {
+        let now = rfc3339_nano(SystemTime::now());
+        let id = self.server_id();
+        let name = self.config.server_name.as_deref().unwrap_or(id);
+        match label {
+            "/routez" => pretty(&Routez {
+                server_id: id,
+                server_name: name,
+                now,
+                num_routes: 0,
+                routes: [],
+            }),
+            "/leafz" => pretty(&Leafz {
+                server_id: id,
+                now,
+                leafnodes: 0,
+                leafs: [],
+            }),
+            _ => pretty(&Gatewayz {
+                server_id: id,
+                now,
+                outbound_gateways: Empty {},
+                inbound_gateways: Empty {},
+            }),
+        }
     }
 
     /// The byte and message totals: closed connections plus open ones.
