@@ -232,7 +232,7 @@ impl ClosedRing {
 /// The monitoring state each client carries: when it started, when it was
 /// last heard from, and the round trip of the server's PINGs. It sits in
 /// every connection's slab slot, so it is kept to 32 bytes: each time is
-/// nanoseconds since one process-wide anchor ([`clock`]).
+/// nanoseconds since one process-wide anchor (`clock`).
 #[derive(Debug, Clone)]
 pub struct ClientMon {
     /// The accept.
