@@ -335,7 +335,9 @@ async fn handshake_first_sends_info_inside_tls() {
 
 #[tokio::test]
 async fn handshake_first_with_a_fallback_serves_both_kinds_of_client() {
-    let s = start("tls-fallback", "handshake_first: \"300ms\"", "");
+    // A whole second: a loaded machine must not delay the first client's
+    // ClientHello past the fallback (it would then see a plain INFO).
+    let s = start("tls-fallback", "handshake_first: \"1s\"", "");
     let first = connect(&s.server, tls_opts(&s.ca).tls_first()).await;
     assert_works(&first, "fb.first").await;
     // A client that waits for INFO gets it in plain text after the delay.
