@@ -389,6 +389,10 @@ fn tls_block(block: &Map, warnings: &mut Vec<String>) -> Result<TlsOptions, Conf
                 };
                 tls.timeout = Some(d);
             }
+            "connection_rate_limit" => {
+                let n = int_value(&entry.key, value)?;
+                tls.connection_rate_limit = n.max(0) as u64;
+            }
             "handshake_first" | "first" | "immediate" => {
                 tls.handshake_first = match &value.value {
                     Value::Bool(true) => HandshakeFirst::On,
@@ -1321,7 +1325,7 @@ no_auth_user: guest
     #[test]
     fn tls_block_keys() {
         let (c, w) = load(
-            "tls {\n cert_file: \"c.pem\"\n key_file: k.pem\n ca_file: ca.pem\n verify: true\n timeout: 0.5\n handshake_first: \"300ms\"\n pinned_certs: []\n}\n",
+            "tls {\n cert_file: \"c.pem\"\n key_file: k.pem\n ca_file: ca.pem\n verify: true\n timeout: 0.5\n handshake_first: \"300ms\"\n connection_rate_limit: 500\n pinned_certs: []\n}\n",
         )
         .unwrap();
         let tls = c.tls.unwrap();
@@ -1329,6 +1333,7 @@ no_auth_user: guest
         assert_eq!(tls.key_file, Some(PathBuf::from("k.pem")));
         assert_eq!(tls.ca_file, Some(PathBuf::from("ca.pem")));
         assert!(tls.verify && !tls.verify_and_map);
+        assert_eq!(tls.connection_rate_limit, 500);
         assert_eq!(tls.timeout(), Duration::from_millis(500));
         assert_eq!(
             tls.handshake_first,

@@ -56,6 +56,8 @@ pub enum ProtoError {
     /// A plain-text client on a TLS-only server, or a TLS handshake that
     /// did not start in time.
     SecureConnectionRequired,
+    /// More new TLS connections this second than `tls.connection_rate_limit`.
+    ConnectionThrottling,
     /// Malformed arguments (wrong count, bad size, bad JSON, HPUB without
     /// headers, ...): nats-server closes without a word (class C).
     Malformed,
@@ -79,6 +81,9 @@ impl ProtoError {
             ProtoError::InvalidPublishSubject => "Invalid Publish Subject",
             ProtoError::MaxSubscriptions => "maximum subscriptions exceeded",
             ProtoError::SecureConnectionRequired => "Secure Connection - TLS Required",
+            ProtoError::ConnectionThrottling => {
+                "Connection throttling is active. Please try again later."
+            }
             ProtoError::PublishViolation(subject) => {
                 return Some(format!(
                     "Permissions Violation for Publish to {}",

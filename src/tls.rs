@@ -62,6 +62,9 @@ pub struct TlsOptions {
     pub timeout: Option<Duration>,
     /// Handshake before INFO (`handshake_first`).
     pub handshake_first: HandshakeFirst,
+    /// Most new TLS connections accepted per second; 0 is unlimited
+    /// (`connection_rate_limit`).
+    pub connection_rate_limit: u64,
 }
 
 impl TlsOptions {
@@ -240,6 +243,36 @@ impl TlsState {
     #[inline]
     pub fn is_plain(&self) -> bool {
         self.phase == TlsPhase::AwaitingHello
+    }
+}
+
+/// Counts new connections per one-second window, as nats-server's
+/// `connection_rate_limit` does: the handshakes run on the event loop, so
+/// a flood of them would slow every client down.
+#[derive(Debug, Default)]
+pub struct RateCounter {
+    /// Start of the current window.
+    window: Option<Instant>,
+    /// Connections counted in it.
+    count: u64,
+}
+
+impl RateCounter {
+    /// Counts one new connection at `now`; false when it is over `limit`
+    /// in this second (a limit of 0 allows everything).
+    pub fn allow(&mut self, limit: u64, now: Instant) -> bool {
+        if limit == 0 {
+            return true;
+        }
+        match self.window {
+            Some(start) if now.saturating_duration_since(start) < Duration::from_secs(1) => {}
+            _ => {
+                self.window = Some(now);
+                self.count = 0;
+            }
+        }
+        self.count += 1;
+        self.count <= limit
     }
 }
 
@@ -485,6 +518,22 @@ mod tests {
             names.len(),
             rustls::crypto::ring::default_provider().cipher_suites.len()
         );
+    }
+
+    #[test]
+    fn rate_counter_windows() {
+        let t0 = Instant::now();
+        let mut r = RateCounter::default();
+        assert!(r.allow(2, t0));
+        assert!(r.allow(2, t0 + Duration::from_millis(10)));
+        assert!(!r.allow(2, t0 + Duration::from_millis(20)));
+        assert!(!r.allow(2, t0 + Duration::from_millis(999)));
+        // A new second, a new window.
+        assert!(r.allow(2, t0 + Duration::from_millis(1000)));
+        assert!(r.allow(2, t0 + Duration::from_millis(1500)));
+        assert!(!r.allow(2, t0 + Duration::from_millis(1600)));
+        let mut unlimited = RateCounter::default();
+        assert!((0..10_000).all(|_| unlimited.allow(0, t0)));
     }
 
     #[test]

@@ -571,3 +571,54 @@ fn a_certificate_renewed_in_place_is_picked_up_on_reload() {
     fresh.write_all(b"PING\r\n").unwrap();
     assert_eq!(tls_read_until(&mut fresh, b"PONG\r\n"), b"PONG\r\n");
 }
+
+#[test]
+fn connections_over_the_tls_rate_limit_are_throttled() {
+    let s = start("tls-rate", "connection_rate_limit: 2", "");
+    // Connections in quick succession: within any one second only two get
+    // a handshake; the others get nats-server's refusal in plain text,
+    // after INFO. Bounded: at most 50 attempts.
+    let mut throttled = None;
+    for _ in 0..50 {
+        let mut c = std::net::TcpStream::connect(s.server.addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // A throttled connection gets INFO and the refusal at once, then
+        // EOF; an accepted one gets INFO and waits silently for the
+        // ClientHello (the read times out).
+        while let Ok(n) = c.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&chunk[..n]);
+        }
+        let text = String::from_utf8_lossy(&got).into_owned();
+        let (info, rest) = text.split_once("\r\n").expect("an INFO line");
+        assert!(info.starts_with("INFO {") && info.contains("\"tls_required\":true"));
+        if !rest.is_empty() {
+            throttled = Some(rest.to_string());
+            break;
+        }
+    }
+    let got = throttled.expect("some connection was throttled");
+    assert_eq!(
+        got,
+        "-ERR 'Connection throttling is active. Please try again later.'\r\n"
+    );
+    // Once the one-second window has passed, a handshake works again:
+    // poll (at most 10 s) until one does.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (mut tls, _) = raw_tls(&s.server, &s.ca.cert);
+        if tls.write_all(b"PING\r\n").is_ok() && tls.read(&mut [0u8; 16]).is_ok_and(|n| n > 0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no handshake allowed again within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -144,6 +144,8 @@ pub struct Server {
     tls_config: Option<Arc<rustls::ServerConfig>>,
     /// Decrypted bytes from TLS clients (allocated when first needed).
     plain_buf: Vec<u8>,
+    /// New TLS connections in the current second (`connection_rate_limit`).
+    tls_rate: crate::tls::RateCounter,
     accept_paused_until: Option<Instant>,
     /// Set when shutdown starts: the moment to stop waiting for clients.
     shutdown_deadline: Option<Instant>,
@@ -224,6 +226,7 @@ impl Server {
             auth_worker: None,
             tls_config,
             plain_buf: Vec::new(),
+            tls_rate: crate::tls::RateCounter::default(),
             accept_paused_until: None,
             shutdown_deadline: None,
             open_clients: 0,
@@ -388,7 +391,13 @@ impl Server {
             }
         }
         let mut info_now = true;
-        if let (Some(tls_config), Some(tls_opts)) = (&self.tls_config, &self.config.tls) {
+        let throttled = match (&self.tls_config, &self.config.tls) {
+            (Some(_), Some(tls_opts)) => !self.tls_rate.allow(tls_opts.connection_rate_limit, now),
+            _ => false,
+        };
+        if let (Some(tls_config), Some(tls_opts)) = (&self.tls_config, &self.config.tls)
+            && !throttled
+        {
             match TlsState::new(tls_config, tls_opts, now) {
                 Ok(tls) => {
                     // With handshake_first, INFO waits for the handshake.
@@ -419,6 +428,12 @@ impl Server {
         self.stats.total_connections += 1;
         self.mark_dirty(key);
         debug!("cid:{cid} {addr} Client connection created");
+        if throttled {
+            // As nats-server: INFO, then the refusal, before any handshake.
+            debug!("cid:{cid} {addr} TLS connection rate limit reached; refusing");
+            self.on_error(key, ProtoError::ConnectionThrottling);
+            return;
+        }
         if self.open_clients > self.config.max_connections {
             warn!(
                 "Maximum connections exceeded ({}); refusing {addr}",
@@ -881,7 +896,10 @@ impl Server {
                 ProtoError::AuthorizationViolation => CloseReason::AuthViolation,
                 ProtoError::AuthenticationTimeout => CloseReason::AuthTimeout,
                 ProtoError::StaleConnection => CloseReason::StaleConnection,
-                ProtoError::MaxConnections => CloseReason::MaxConnections,
+                // nats-server records a throttled TLS connection so too.
+                ProtoError::MaxConnections | ProtoError::ConnectionThrottling => {
+                    CloseReason::MaxConnections
+                }
                 ProtoError::SlowConsumer => CloseReason::SlowConsumerPendingBytes,
                 ProtoError::SecureConnectionRequired => CloseReason::TlsHandshake,
                 ProtoError::MaxPayload => CloseReason::MaxPayloadExceeded,
