@@ -75,6 +75,9 @@ pub struct MonitorConfig {
     /// How many closed connections `/connz?state=closed` remembers
     /// (`max_closed_clients`, 10000).
     pub max_closed_clients: usize,
+    /// The monitoring port speaks HTTPS with the `tls` certificate
+    /// (`https_port`, `-ms`) rather than HTTP.
+    pub https: bool,
 }
 
 impl Default for MonitorConfig {
@@ -83,6 +86,7 @@ impl Default for MonitorConfig {
             http_host: None,
             http_port: None,
             max_closed_clients: 10_000,
+            https: false,
         }
     }
 }
@@ -152,6 +156,7 @@ Server options:
     -n, --name, --server_name <name> Server name (default: the server id)
     -c, --config <file>              Configuration file (nats-server format)
     -m, --http_port <port>           HTTP monitoring port (default: off; -1 picks a free port)
+    -ms, --https_port <port>         HTTPS monitoring port (needs the TLS options)
     -t                               Test configuration and exit
 
 Logging options:
@@ -203,6 +208,8 @@ const VALUE_FLAGS: &[&str] = &[
     "--config",
     "-m",
     "--http_port",
+    "-ms",
+    "--https_port",
     "--user",
     "--pass",
     "--auth",
@@ -292,7 +299,12 @@ where
             "-a" | "--addr" | "--net" => config.host = v.to_string(),
             "-p" | "--port" => config.port = parse_port(v)?,
             "-n" | "--name" | "--server_name" => config.server_name = Some(v.to_string()),
-            "-m" | "--http_port" => config.monitor.http_port = parse_http_port(v)?,
+            "-m" | "--http_port" => {
+                set_monitor_port(&mut config.monitor, false, parse_http_port(v)?)?;
+            }
+            "-ms" | "--https_port" => {
+                set_monitor_port(&mut config.monitor, true, parse_http_port(v)?)?;
+            }
             "-D" | "--debug" => config.debug = true,
             "-V" | "--trace" => config.trace = true,
             "-DV" | "-VD" => {
@@ -458,6 +470,9 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
     if config.ping_max == 0 {
         return err("ping_max must be greater than 0");
     }
+    if config.monitor.https && config.monitor.http_port.is_some() && config.tls.is_none() {
+        return err("TLS cert and key required for HTTPS (https_port needs the tls options)");
+    }
     if config.auth.timeout.is_zero() {
         return err("authorization timeout must be greater than 0");
     }
@@ -468,6 +483,23 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
         return err(format!(
             "no_auth_user: \"{name}\" not present as user or nkey in authorization block or account configuration"
         ));
+    }
+    Ok(())
+}
+
+/// Sets the monitoring port, HTTP or HTTPS. natrium serves one monitoring
+/// port: asking for both is an error (a port of `None`, "off", clears).
+fn set_monitor_port(
+    monitor: &mut MonitorConfig,
+    https: bool,
+    port: Option<u16>,
+) -> Result<(), ConfigError> {
+    if port.is_some() && monitor.http_port.is_some() && monitor.https != https {
+        return err("natrium serves one monitoring port: set http_port or https_port, not both");
+    }
+    if port.is_some() || monitor.https == https {
+        monitor.http_port = port;
+        monitor.https = https && port.is_some();
     }
     Ok(())
 }
@@ -623,10 +655,11 @@ pub fn apply_map(config: &mut Config, map: &Map) -> Result<Vec<String>, ConfigEr
             "logfile" | "log_file" => {
                 config.logfile = Some(PathBuf::from(str_value(&entry.key, item)?));
             }
-            "http_port" | "monitor_port" => {
+            "http_port" | "monitor_port" | "https_port" => {
                 let p = int_value(&entry.key, item)?;
-                config.monitor.http_port =
-                    parse_http_port(&p.to_string()).map_err(|e| at(item, &e.0))?;
+                let port = parse_http_port(&p.to_string()).map_err(|e| at(item, &e.0))?;
+                set_monitor_port(&mut config.monitor, key == "https_port", port)
+                    .map_err(|e| at(item, &e.0))?;
             }
             "http" => {
                 let (host, port) = match &item.value {
@@ -654,14 +687,11 @@ pub fn apply_map(config: &mut Config, map: &Map) -> Result<Vec<String>, ConfigEr
                     n as usize
                 };
             }
-            "https_port"
-            | "logtime"
-            | "pid_file"
-            | "lame_duck_duration"
-            | "lame_duck_grace_period" => warnings.push(format!(
-                "{}:{}: option '{}' is not supported by natrium and is ignored",
-                entry.key_pos.line, entry.key_pos.col, entry.key
-            )),
+            "logtime" | "pid_file" | "lame_duck_duration" | "lame_duck_grace_period" => warnings
+                .push(format!(
+                    "{}:{}: option '{}' is not supported by natrium and is ignored",
+                    entry.key_pos.line, entry.key_pos.col, entry.key
+                )),
             _ => warnings.push(format!(
                 "{}:{}: unknown option '{}' ignored",
                 entry.key_pos.line, entry.key_pos.col, entry.key
@@ -1383,12 +1413,12 @@ no_auth_user: guest
     #[test]
     fn logfile_monitoring_and_unknown_user_options() {
         let (c, w) = load(
-            "logfile: \"/tmp/natrium.log\"\nhttps_port: 8222\nauthorization { users: [ {user: a, password: b, account: X, colour: red} ] }\n",
+            "logfile: \"/tmp/natrium.log\"\npid_file: \"/tmp/x.pid\"\nauthorization { users: [ {user: a, password: b, account: X, colour: red} ] }\n",
         )
         .unwrap();
         assert_eq!(c.logfile, Some(PathBuf::from("/tmp/natrium.log")));
         assert_eq!(w.len(), 3, "{w:?}");
-        assert!(w[0].starts_with("2:1") && w[0].contains("https_port"));
+        assert!(w[0].starts_with("2:1") && w[0].contains("pid_file"));
         assert!(w[1].contains("'account'") && w[2].contains("'colour'"));
     }
 
@@ -1398,6 +1428,13 @@ no_auth_user: guest
         assert_eq!(run(&["-m", "8222"]).monitor.http_port, Some(8222));
         assert_eq!(run(&["--http_port", "-1"]).monitor.http_port, Some(0));
         assert_eq!(run(&["-m", "0"]).monitor.http_port, None);
+        let https = run(&["--tls", "--tlscert", "c", "--tlskey", "k", "-ms", "8443"]).monitor;
+        assert_eq!((https.http_port, https.https), (Some(8443), true));
+        assert!(parse_args(["-ms", "8443"]).is_err(), "HTTPS needs TLS");
+        assert!(
+            parse_args(["-m", "8222", "-ms", "8443"]).is_err(),
+            "one port"
+        );
         assert!(parse_args(["-m", "x"]).is_err());
         let (c, w) = load("http_port: 8222\nmax_closed_clients: 5\n").unwrap();
         assert!(w.is_empty(), "{w:?}");

@@ -765,3 +765,64 @@ fn cluster_endpoints_answer_as_a_server_without_a_cluster() {
     assert_eq!(json(http, "/varz")["http_req_stats"]["/routez"], 1);
     drop(server);
 }
+
+#[test]
+fn https_monitoring_serves_the_same_endpoints_over_tls() {
+    use std::io::{Read, Write};
+    let dir = certs::CertDir::new("monitor-https");
+    let ca = certs::Ca::new(&dir.path, "mons");
+    let pair = ca.server();
+    let server = TestServer::start(&[
+        "--tls",
+        "--tlscert",
+        pair.cert_arg(),
+        "--tlskey",
+        pair.key_arg(),
+        "-ms",
+        "-1",
+    ]);
+    let line = server
+        .wait_for_log("Starting https monitor on ")
+        .expect("the https monitor start is logged");
+    let https: SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
+
+    // A GET over TLS, read to the end (the server closes with close_notify).
+    let get = |path: &str| -> String {
+        let sock = std::net::TcpStream::connect(https).unwrap();
+        sock.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let session = rustls::ClientConnection::new(
+            certs::client_config(&ca.cert, None),
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+        )
+        .unwrap();
+        let mut tls = rustls::StreamOwned::new(session, sock);
+        tls.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut reply = Vec::new();
+        tls.read_to_end(&mut reply).expect("a clean TLS close");
+        String::from_utf8(reply).unwrap()
+    };
+    let varz = get("/varz");
+    assert!(varz.starts_with("HTTP/1.1 200 OK\r\n"), "{varz}");
+    let body = &varz[varz.find("\r\n\r\n").unwrap() + 4..];
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["tls_required"], true);
+    assert_eq!(v["https_port"], https.port());
+    assert_eq!(v["http_port"], 0);
+    assert!(get("/healthz").ends_with(r#"{"status":"ok"}"#));
+    assert!(get("/nope").starts_with("HTTP/1.1 404"));
+
+    // Plain HTTP on the HTTPS port gets no HTTP answer, and the port
+    // keeps serving TLS.
+    let mut plain = std::net::TcpStream::connect(https).unwrap();
+    plain.set_read_timeout(Some(TIMEOUT)).unwrap();
+    plain.write_all(b"GET /varz HTTP/1.1\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let _ = plain.read_to_end(&mut got);
+    assert!(
+        !got.starts_with(b"HTTP/"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(get("/varz").starts_with("HTTP/1.1 200 OK"));
+}

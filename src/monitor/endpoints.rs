@@ -494,9 +494,17 @@ impl Server {
             ping_interval: c.ping_interval.as_nanos(),
             ping_max: c.ping_max,
             http_host: &mon.http_host,
-            http_port: mon.addr.port(),
+            http_port: if mon.https.is_some() {
+                0
+            } else {
+                mon.addr.port()
+            },
             http_base_path: "",
-            https_port: 0,
+            https_port: if mon.https.is_some() {
+                mon.addr.port()
+            } else {
+                0
+            },
             auth_timeout: c.auth.timeout.as_secs_f64(),
             tls_timeout: c
                 .tls

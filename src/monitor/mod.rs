@@ -41,6 +41,7 @@ use slab::Slab;
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// First token of the monitoring range: far above any client's.
@@ -79,6 +80,8 @@ struct HttpConn {
     shut: bool,
     /// The peer closed its side.
     peer_closed: bool,
+    /// The TLS session, on an HTTPS monitoring port.
+    tls: Option<Box<rustls::ServerConnection>>,
 }
 
 /// The monitoring state of the server.
@@ -89,6 +92,8 @@ pub struct Monitor {
     addr: SocketAddr,
     /// The host as configured (reported as `http_host`).
     http_host: String,
+    /// The TLS configuration when the port speaks HTTPS.
+    https: Option<Arc<rustls::ServerConfig>>,
     conns: Slab<HttpConn>,
     /// Set when accepting failed (out of descriptors, say): retried on the tick.
     accept_retry: bool,
@@ -108,9 +113,24 @@ pub struct Monitor {
 
 impl Monitor {
     /// Binds the HTTP listener when the configuration asks for monitoring.
-    pub(crate) fn bind(config: &Config, registry: &Registry) -> io::Result<Option<Box<Monitor>>> {
+    /// `tls` is the client TLS configuration, used when the port is HTTPS.
+    pub(crate) fn bind(
+        config: &Config,
+        registry: &Registry,
+        tls: Option<&Arc<rustls::ServerConfig>>,
+    ) -> io::Result<Option<Box<Monitor>>> {
         let Some(port) = config.monitor.http_port else {
             return Ok(None);
+        };
+        let https = match (config.monitor.https, tls) {
+            (false, _) => None,
+            (true, Some(tls)) => Some(Arc::clone(tls)),
+            (true, None) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "TLS cert and key required for HTTPS",
+                ));
+            }
         };
         let host = config
             .monitor
@@ -133,6 +153,7 @@ impl Monitor {
             listener,
             addr,
             http_host: host,
+            https,
             conns: Slab::new(),
             accept_retry: false,
             closed: ClosedRing::new(config.monitor.max_closed_clients),
@@ -145,6 +166,14 @@ impl Monitor {
         })))
     }
 
+    /// A reload read the TLS files again: an HTTPS port uses the new
+    /// configuration for its next connections.
+    pub(crate) fn tls_reloaded(&mut self, tls: Option<&Arc<rustls::ServerConfig>>) {
+        if let (Some(https), Some(tls)) = (self.https.as_mut(), tls) {
+            *https = Arc::clone(tls);
+        }
+    }
+
     /// Accepts every pending HTTP connection.
     fn accept_all(&mut self) {
         self.accept_retry = false;
@@ -155,6 +184,16 @@ impl Monitor {
                         debug!("http: {MAX_HTTP_CONNS} connections open; closing {addr}");
                         continue; // dropped: closed
                     }
+                    let tls = match &self.https {
+                        None => None,
+                        Some(config) => match rustls::ServerConnection::new(Arc::clone(config)) {
+                            Ok(session) => Some(Box::new(session)),
+                            Err(e) => {
+                                debug!("https: cannot start TLS for {addr}: {e}");
+                                continue;
+                            }
+                        },
+                    };
                     let entry = self.conns.vacant_entry();
                     let token = Token(HTTP_BASE + 1 + entry.key());
                     if let Err(e) = self.registry.register(
@@ -174,6 +213,7 @@ impl Monitor {
                         answered: false,
                         shut: false,
                         peer_closed: false,
+                        tls,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -216,7 +256,7 @@ impl HttpConn {
         let mut scratch = [0u8; 1024];
         loop {
             if self.answered || !matches!(found, Input::Nothing) {
-                match self.stream.read(&mut scratch) {
+                match self.recv(&mut scratch) {
                     Ok(0) => {
                         self.peer_closed = true;
                         return found;
@@ -230,7 +270,9 @@ impl HttpConn {
             let old = self.buf.len();
             let room = http::MAX_REQUEST.saturating_sub(old).clamp(1, 4096);
             self.buf.resize(old + room, 0);
-            let got = self.stream.read(&mut self.buf[old..]);
+            let mut chunk = std::mem::take(&mut self.buf);
+            let got = self.recv(&mut chunk[old..]);
+            self.buf = chunk;
             self.buf.truncate(old + *got.as_ref().unwrap_or(&0));
             match got {
                 // Closed before a whole request: nothing to answer.
@@ -247,16 +289,69 @@ impl HttpConn {
         }
     }
 
+    /// Reads request bytes: from the socket, or decrypted from the TLS
+    /// session (which reads the socket and answers the handshake as needed).
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return self.stream.read(buf);
+        };
+        loop {
+            match tls.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            if tls.read_tls(&mut self.stream)? == 0 {
+                return Ok(0);
+            }
+            if let Err(e) = tls.process_new_packets() {
+                // Best effort: the alert tells the client why.
+                let _ = tls.write_tls(&mut self.stream);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            flush_tls(tls, &mut self.stream)?;
+        }
+    }
+
     /// Writes what it can of the response; shuts the write side once it is
     /// all out. Returns false when the connection should be dropped.
     fn write(&mut self, now: Instant) -> bool {
-        while self.out_pos < self.out.len() {
-            match self.stream.write(&self.out[self.out_pos..]) {
-                Ok(0) => return false,
-                Ok(n) => self.out_pos += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return false,
+        if let Some(tls) = self.tls.as_deref_mut() {
+            // Handshake records, and the response through the session.
+            loop {
+                if flush_tls(tls, &mut self.stream).is_err() {
+                    return false;
+                }
+                if tls.wants_write() {
+                    return true; // the socket is full: wait for WRITABLE
+                }
+                if self.out_pos == self.out.len() {
+                    break;
+                }
+                match tls.writer().write(&self.out[self.out_pos..]) {
+                    Ok(0) => return true, // still handshaking: wait
+                    Ok(n) => self.out_pos += n,
+                    Err(_) => return false,
+                }
+            }
+            if self.answered && !self.shut {
+                tls.send_close_notify();
+                if flush_tls(tls, &mut self.stream).is_err() {
+                    return false;
+                }
+                if tls.wants_write() {
+                    return true;
+                }
+            }
+        } else {
+            while self.out_pos < self.out.len() {
+                match self.stream.write(&self.out[self.out_pos..]) {
+                    Ok(0) => return false,
+                    Ok(n) => self.out_pos += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return false,
+                }
             }
         }
         if self.answered && !self.shut {
@@ -269,6 +364,20 @@ impl HttpConn {
     }
 }
 
+/// Writes the TLS records the session has queued, until it has none or
+/// the socket is full.
+fn flush_tls(tls: &mut rustls::ServerConnection, stream: &mut TcpStream) -> io::Result<()> {
+    while tls.wants_write() {
+        match tls.write_tls(stream) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 impl Server {
     /// Where the HTTP monitor listens, when monitoring is on (useful with
     /// `-m -1`, a free port).
@@ -279,7 +388,12 @@ impl Server {
     /// Logs where the monitor listens (tests read the port from this line).
     pub(crate) fn log_monitor_start(&self) {
         if let Some(addr) = self.http_addr() {
-            info!("Starting http monitor on {addr}");
+            let scheme = if self.config.monitor.https {
+                "https"
+            } else {
+                "http"
+            };
+            info!("Starting {scheme} monitor on {addr}");
         }
     }
 
@@ -375,6 +489,7 @@ impl Server {
     pub(crate) fn monitor_reloaded(&mut self, fresh: &Config) {
         if fresh.monitor.http_port != self.config.monitor.http_port
             || fresh.monitor.http_host != self.config.monitor.http_host
+            || fresh.monitor.https != self.config.monitor.https
         {
             warn!("Reload: the http monitor address cannot change without a restart");
         }

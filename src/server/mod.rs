@@ -184,7 +184,7 @@ impl Server {
             ),
             None => None,
         };
-        let monitor = crate::monitor::Monitor::bind(&config, poll.registry())?;
+        let monitor = crate::monitor::Monitor::bind(&config, poll.registry(), tls_config.as_ref())?;
         let server_id = new_server_id();
         let info = info_template(&config, &server_id, local_addr.port());
         // Timers are checked on a housekeeping tick, fine enough for the

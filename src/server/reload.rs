@@ -96,6 +96,9 @@ impl Server {
                     }
                     self.tls_config = tls_config;
                     c.tls = fresh.tls;
+                    if let Some(mon) = self.monitor.as_deref_mut() {
+                        mon.tls_reloaded(self.tls_config.as_ref());
+                    }
                 }
                 Err(e) => error!("Reload: keeping the running TLS settings: {e}"),
             }
