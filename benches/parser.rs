@@ -2,7 +2,7 @@
 
 mod bench_util;
 use bench_util::bench;
-use natrium::parser::{Limits, Parsed, parse};
+use natrium::protocol::parser::{Limits, Parsed, parse};
 use std::hint::black_box;
 
 /// A stream of `n` PUBs with `size`-byte payloads.

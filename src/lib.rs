@@ -3,51 +3,34 @@
 //!
 //! # Layout
 //!
-//! - [`server`]: the `mio` event loop. Owns the listener, the clients, the
-//!   subscriptions, the sublist, timers and signals; reads, flushes, closes.
-//!   Its children: back-pressure and slow consumers, CONNECTs parked for
-//!   bcrypt, configuration reload, and reading TLS clients.
-//! - `dispatch`: what each operation does (CONNECT, SUB, UNSUB, PUB and the
-//!   fan-out of a message), as methods of the server.
-//! - [`client`]: one connection's state: socket, carried partial operation,
-//!   outbound buffer, CONNECT options, subscriptions by sid, keepalive.
-//! - [`parser`]: bytes to operations, zero-copy and resumable at any split.
-//! - [`proto`]: what natrium writes (INFO, MSG/HMSG, +OK, -ERR, PING/PONG)
-//!   and the CONNECT it reads.
-//! - [`sublist`]: subject syntax and the wildcard trie with its match cache.
-//! - [`error`]: protocol errors, their exact `-ERR` texts and whether they close.
-//! - [`auth`]: credentials (passwords, bcrypt, tokens, nkeys) and checking a
-//!   CONNECT against them.
-//! - [`permissions`]: per-user publish/subscribe rules and their
-//!   per-connection caches.
-//! - `access`: applying auth and permissions to connections, on CONNECT and
-//!   on reload.
-//! - [`tls`]: TLS options, the rustls configuration, one connection's TLS
-//!   state, and the user names a client certificate maps to.
-//! - [`monitor`]: HTTP monitoring (`-m`): nats-server's `/varz`, `/connz`,
-//!   `/subsz`, `/healthz`, served from the same loop; its HTTP connections,
-//!   the closed-connection ring, and Go's time formats.
-//! - [`config`]: options, defaults, the command line, config-file keys.
-//! - [`conf`]: the nats-server configuration file format (syntax only).
+//! One folder (or file) per subsystem, in layers: each uses only the ones
+//! below it (`tests/layering.rs` checks this; ARCHITECTURE.md explains it).
+//!
+//! - Pure cores, no I/O:
+//!   - [`protocol`]: the client wire protocol: the parser, what natrium
+//!     writes (INFO, MSG/HMSG, `+OK`/`-ERR`), protocol errors.
+//!   - [`sublist`]: subject syntax and the wildcard trie with its match cache.
+//!   - [`tls`]: TLS options, the rustls configuration, one connection's TLS
+//!     state, and the user names a client certificate maps to.
+//! - [`auth`]: credentials, permissions and the bcrypt worker thread.
+//! - [`config`]: options and defaults, the command line, the nats-server
+//!   configuration file format and what its keys mean.
+//! - [`monitor`]: HTTP monitoring: the HTTP connections, the JSON shapes of
+//!   `/varz`, `/connz`, `/subsz`..., the closed-connection ring.
+//! - [`server`]: the `mio` event loop and everything it owns per connection:
+//!   clients, what each operation does (`dispatch`), back-pressure, deferred
+//!   auth, reload, TLS reads, and the glue that fills in monitoring answers.
 //!
 //! A message's path: `server::read_client` reads into a shared buffer →
-//! `parser::parse` yields `Op::Pub` borrowing that buffer →
-//! `dispatch::publish` → `Sublist::matches` (usually a cache hit) →
-//! `deliver` appends a MSG to each subscriber's buffer → `end_of_turn`
-//! writes each touched buffer once.
+//! `protocol::parser::parse` yields `Op::Pub` borrowing that buffer →
+//! `server::dispatch` (`publish`) → `Sublist::matches` (usually a cache
+//! hit) → `deliver` appends a MSG to each subscriber's buffer →
+//! `end_of_turn` writes each touched buffer once.
 
-mod access;
 pub mod auth;
-pub mod auth_worker;
-pub mod client;
-pub mod conf;
 pub mod config;
-mod dispatch;
-pub mod error;
 pub mod monitor;
-pub mod parser;
-pub mod permissions;
-pub mod proto;
+pub mod protocol;
 pub mod server;
 pub mod sublist;
 pub mod tls;

@@ -10,8 +10,8 @@
 #[path = "common/read_path.rs"]
 mod read_path;
 
-use natrium::error::ProtoError;
-use natrium::parser::Limits;
+use natrium::protocol::error::ProtoError;
+use natrium::protocol::parser::Limits;
 use proptest::prelude::*;
 use read_path::feed;
 
@@ -78,7 +78,7 @@ proptest! {
     }
 }
 
-/// The input the fuzz target found first (see src/parser.rs
+/// The input the fuzz target found first (see src/protocol/parser.rs
 /// `long_line_is_refused_whole_or_split`), through the whole read path.
 #[test]
 fn fuzz_regression_whitespace_after_verb() {

@@ -1,4 +1,4 @@
-//! Feeds arbitrary bytes to `natrium::parser::parse` the way the server does
+//! Feeds arbitrary bytes to `natrium::protocol::parser::parse` the way the server does
 //! (`Server::ingest` in src/server/mod.rs; the model is shared with the
 //! property test in tests/common/read_path.rs): the stream arrives in chunks split at
 //! fuzzer-chosen points; an operation left incomplete at the end of a chunk
@@ -25,7 +25,7 @@
 mod read_path;
 
 use libfuzzer_sys::fuzz_target;
-use natrium::parser::Limits;
+use natrium::protocol::parser::Limits;
 use read_path::feed;
 
 fuzz_target!(|input: &[u8]| {

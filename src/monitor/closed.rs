@@ -4,9 +4,6 @@
 //! that `/connz?state=closed` reads; and the per-client monitoring state
 //! those records are made from ([`ClientMon`]: start, last activity, RTT).
 
-use crate::client::Client;
-use crate::server::Subscription;
-use slab::Slab;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -29,23 +26,6 @@ pub struct SubRecord {
     pub cid: u64,
 }
 
-impl SubRecord {
-    /// A snapshot of `sub`, which belongs to connection `cid`.
-    pub fn of(sub: &Subscription, cid: u64) -> SubRecord {
-        SubRecord {
-            subject: String::from_utf8_lossy(&sub.subject).into_owned(),
-            queue: sub
-                .queue
-                .as_deref()
-                .map(|q| String::from_utf8_lossy(q).into_owned()),
-            sid: String::from_utf8_lossy(&sub.sid).into_owned(),
-            msgs: sub.delivered,
-            max: sub.max.map(std::num::NonZeroU64::get),
-            cid,
-        }
-    }
-}
-
 /// Byte and message counters of connections.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Totals {
@@ -57,16 +37,6 @@ pub struct Totals {
     pub out_msgs: u64,
     /// Payload bytes delivered.
     pub out_bytes: u64,
-}
-
-impl Totals {
-    /// Adds one client's counters.
-    pub fn add(&mut self, c: &Client) {
-        self.in_msgs += c.in_msgs;
-        self.in_bytes += c.in_bytes;
-        self.out_msgs += c.out_msgs;
-        self.out_bytes += c.out_bytes;
-    }
 }
 
 /// One connection as `/connz` reports it.
@@ -105,42 +75,6 @@ pub struct ConnRecord {
 }
 
 impl ConnRecord {
-    /// A snapshot of a live client, with its subscriptions when `with_subs`.
-    pub fn of(client: &Client, subs: &Slab<Subscription>, with_subs: bool) -> ConnRecord {
-        let mut totals = Totals::default();
-        totals.add(client);
-        let mut list = Vec::new();
-        if with_subs {
-            let mut keys: Vec<usize> = client.subs.values().copied().collect();
-            keys.sort_unstable();
-            list = keys
-                .into_iter()
-                .filter_map(|k| subs.get(k))
-                .map(|s| SubRecord::of(s, client.cid))
-                .collect();
-        }
-        ConnRecord {
-            cid: client.cid,
-            ip: client.addr.ip(),
-            port: client.addr.port(),
-            start: client.mon.start(),
-            last_activity: client.mon.last_activity(),
-            stop: None,
-            rtt: client.mon.rtt(),
-            pending_bytes: client.pending(),
-            totals,
-            num_subs: client.subs.len(),
-            subs: list,
-            name: client.opts.name.clone(),
-            lang: client.opts.lang.clone(),
-            version: client.opts.version.clone(),
-            tls: client
-                .tls
-                .as_deref()
-                .and_then(crate::tls::TlsState::describe),
-        }
-    }
-
     /// The end of the period `uptime` and `idle` measure: its stop, or `now`.
     pub fn until(&self, now: SystemTime) -> SystemTime {
         self.stop.map_or(now, |(t, _)| t)

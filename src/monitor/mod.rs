@@ -7,8 +7,8 @@
 //! [`http::MAX_REQUEST`]), answering it with `Connection: close`, and
 //! closing; an idle or lingering connection is dropped by the housekeeping
 //! tick. Every failure closes that one HTTP connection and nothing else.
-//! Children: `http` (request parsing, responses), `endpoints` (what each
-//! endpoint reports), `closed` (connection snapshots, the closed ring, the
+//! Children: `http` (request parsing, responses), `endpoints` (the JSON
+//! shape of each endpoint and its query parameters), `closed` (connection snapshots, the closed ring, the
 //! per-client monitoring state), `process` (memory and CPU), `timefmt`
 //! (Go's time formats).
 //!
@@ -16,25 +16,27 @@
 //! connection `k` is `HTTP_BASE + 1 + k`, far above any client token
 //! (`FIRST_CLIENT + key`), so the loop routes them here first.
 //!
-//! The server side keeps a few hooks: `monitor_closing` in `begin_close`
-//! (snapshot and totals of a closing client), `monitor_tick` in
-//! housekeeping, the PING/PONG times of [`ClientMon`] for the RTT, and the
-//! last-activity time of each read.
+//! Boundaries: monitoring knows no loop and no connection. It may use
+//! [`crate::config`] (its options), [`crate::protocol`], [`crate::sublist`]
+//! and [`crate::tls`]. The server fills in what the endpoints report from
+//! its own state (`server/monitoring.rs`: `monitor_closing` in
+//! `begin_close`, `monitor_tick` in housekeeping, the answers of each
+//! endpoint); each connection carries a [`ClientMon`] (start, last activity,
+//! RTT) for the records. Nothing here may call into the server.
 
-mod closed;
-mod endpoints;
+pub(crate) mod closed;
+pub(crate) mod endpoints;
 pub mod http;
-mod process;
+pub(crate) mod process;
 pub mod timefmt;
 
 pub use closed::ClientMon;
 
-use crate::client::CloseReason;
 use crate::config::Config;
-use crate::server::Server;
-use closed::{ClosedRing, ConnRecord, Totals};
-use http::{BadRequest, Method, Response};
-use log::{debug, info, warn};
+
+use closed::{ClosedRing, Totals};
+use http::{BadRequest, Method, Request, Response};
+use log::{debug, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use slab::Slab;
@@ -45,7 +47,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// First token of the monitoring range: far above any client's.
-const HTTP_BASE: usize = 1 << (usize::BITS - 2);
+pub(crate) const HTTP_BASE: usize = 1 << (usize::BITS - 2);
 /// The HTTP listener's token.
 pub(crate) const HTTP_LISTENER: Token = Token(HTTP_BASE);
 /// Most HTTP connections open at once; more are accepted and closed at once.
@@ -89,26 +91,26 @@ struct HttpConn {
 pub struct Monitor {
     registry: Registry,
     listener: TcpListener,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// The host as configured (reported as `http_host`).
-    http_host: String,
+    pub(crate) http_host: String,
     /// The TLS configuration when the port speaks HTTPS.
-    https: Option<Arc<rustls::ServerConfig>>,
+    pub(crate) https: Option<Arc<rustls::ServerConfig>>,
     conns: Slab<HttpConn>,
     /// Set when accepting failed (out of descriptors, say): retried on the tick.
     accept_retry: bool,
     /// Recently closed connections.
-    closed: ClosedRing,
+    pub(crate) closed: ClosedRing,
     /// Counters of every connection that has started closing.
-    closed_totals: Totals,
+    pub(crate) closed_totals: Totals,
     /// Server start, wall clock and monotonic.
-    started: SystemTime,
-    started_at: Instant,
+    pub(crate) started: SystemTime,
+    pub(crate) started_at: Instant,
     /// Start, or the last reload.
-    config_load_time: SystemTime,
-    cpu: process::CpuSampler,
+    pub(crate) config_load_time: SystemTime,
+    pub(crate) cpu: process::CpuSampler,
     /// Requests served per endpoint (`http_req_stats`).
-    req_stats: BTreeMap<&'static str, u64>,
+    pub(crate) req_stats: BTreeMap<&'static str, u64>,
 }
 
 impl Monitor {
@@ -175,6 +177,72 @@ impl Monitor {
     }
 
     /// Accepts every pending HTTP connection.
+    /// Handles a poll event of the listener or of HTTP connection `token`:
+    /// accepts, or reads what the connection sent. A complete request is
+    /// returned for the caller to answer with [`Monitor::answer`]; a
+    /// malformed one is answered here.
+    pub(crate) fn on_event(&mut self, token: Token, now: Instant) -> Option<(usize, Request)> {
+        if token == HTTP_LISTENER {
+            self.accept_all();
+            return None;
+        }
+        let key = token.0 - HTTP_BASE - 1;
+        let input = self.conns.get_mut(key)?.read();
+        let response = match input {
+            Input::Nothing => None,
+            Input::Drop => {
+                self.drop_conn(key);
+                return None;
+            }
+            Input::Bad(why) => {
+                debug!("http: bad request ({why:?})");
+                Some(Response::bad_request(why).encode(false, SystemTime::now()))
+            }
+            Input::Request(req) => return Some((key, req)),
+        };
+        self.send(key, response, now);
+        None
+    }
+
+    /// Sends the answer to the request of HTTP connection `key`.
+    pub(crate) fn answer(&mut self, key: usize, req: &Request, resp: Response, now: Instant) {
+        let head_only = req.method == Method::Head;
+        self.send(key, Some(resp.encode(head_only, SystemTime::now())), now);
+    }
+
+    /// Queues `response` (if any) and writes what the connection can take.
+    fn send(&mut self, key: usize, response: Option<Vec<u8>>, now: Instant) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if let Some(bytes) = response {
+            conn.out = bytes;
+            conn.out_pos = 0;
+            conn.answered = true;
+            conn.buf = Vec::new();
+        }
+        if !conn.write(now) {
+            self.drop_conn(key);
+        }
+    }
+
+    /// Housekeeping: drops HTTP connections past their deadline and retries
+    /// a failed accept.
+    pub(crate) fn tick(&mut self, now: Instant) {
+        let expired: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| now >= c.deadline)
+            .map(|(k, _)| k)
+            .collect();
+        for key in expired {
+            self.drop_conn(key);
+        }
+        if self.accept_retry {
+            self.accept_all();
+        }
+    }
+
     fn accept_all(&mut self) {
         self.accept_retry = false;
         loop {
@@ -376,127 +444,4 @@ fn flush_tls(tls: &mut rustls::ServerConnection, stream: &mut TcpStream) -> io::
         }
     }
     Ok(())
-}
-
-impl Server {
-    /// Where the HTTP monitor listens, when monitoring is on (useful with
-    /// `-m -1`, a free port).
-    pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.monitor.as_ref().map(|m| m.addr)
-    }
-
-    /// Logs where the monitor listens (tests read the port from this line).
-    pub(crate) fn log_monitor_start(&self) {
-        if let Some(addr) = self.http_addr() {
-            let scheme = if self.config.monitor.https {
-                "https"
-            } else {
-                "http"
-            };
-            info!("Starting {scheme} monitor on {addr}");
-        }
-    }
-
-    /// Handles a poll event whose token [`is_http_token`].
-    pub(crate) fn on_http_event(&mut self, token: Token) {
-        let Some(mon) = self.monitor.as_deref_mut() else {
-            return;
-        };
-        if token == HTTP_LISTENER {
-            mon.accept_all();
-            return;
-        }
-        let key = token.0 - HTTP_BASE - 1;
-        let now = Instant::now();
-        let input = match mon.conns.get_mut(key) {
-            Some(conn) => conn.read(),
-            None => return,
-        };
-        let response = match input {
-            Input::Nothing => None,
-            Input::Drop => {
-                mon.drop_conn(key);
-                return;
-            }
-            Input::Bad(why) => {
-                debug!("http: bad request ({why:?})");
-                Some(Response::bad_request(why).encode(false, SystemTime::now()))
-            }
-            Input::Request(req) => {
-                let head_only = req.method == Method::Head;
-                let resp = self.http_respond(&req);
-                Some(resp.encode(head_only, SystemTime::now()))
-            }
-        };
-        let Some(mon) = self.monitor.as_deref_mut() else {
-            return;
-        };
-        let Some(conn) = mon.conns.get_mut(key) else {
-            return;
-        };
-        if let Some(bytes) = response {
-            conn.out = bytes;
-            conn.out_pos = 0;
-            conn.answered = true;
-            conn.buf = Vec::new();
-        }
-        if !conn.write(now) {
-            mon.drop_conn(key);
-        }
-    }
-
-    /// Housekeeping: drops HTTP connections past their deadline and retries
-    /// a failed accept.
-    pub(crate) fn monitor_tick(&mut self, now: Instant) {
-        let Some(mon) = self.monitor.as_deref_mut() else {
-            return;
-        };
-        let expired: Vec<usize> = mon
-            .conns
-            .iter()
-            .filter(|(_, c)| now >= c.deadline)
-            .map(|(k, _)| k)
-            .collect();
-        for key in expired {
-            mon.drop_conn(key);
-        }
-        if mon.accept_retry {
-            mon.accept_all();
-        }
-    }
-
-    /// A client starts closing: remember it for `/connz?state=closed` and
-    /// add its counters to the totals. Called first thing in `begin_close`
-    /// (does nothing for a client already closing).
-    pub(crate) fn monitor_closing(&mut self, key: usize, reason: CloseReason) {
-        let Some(mon) = self.monitor.as_deref_mut() else {
-            return;
-        };
-        let Some(client) = self.clients.get(key) else {
-            return;
-        };
-        if client.is_closing() {
-            return;
-        }
-        let mut record = ConnRecord::of(client, &self.subs, true);
-        record.stop = Some((SystemTime::now(), reason.as_str()));
-        mon.closed_totals.add(client);
-        mon.closed.push(record);
-    }
-
-    /// A reload: the closed ring's bound and the config load time change;
-    /// the HTTP address would need a restart.
-    pub(crate) fn monitor_reloaded(&mut self, fresh: &Config) {
-        if fresh.monitor.http_port != self.config.monitor.http_port
-            || fresh.monitor.http_host != self.config.monitor.http_host
-            || fresh.monitor.https != self.config.monitor.https
-        {
-            warn!("Reload: the http monitor address cannot change without a restart");
-        }
-        self.config.monitor.max_closed_clients = fresh.monitor.max_closed_clients;
-        if let Some(mon) = self.monitor.as_deref_mut() {
-            mon.closed.set_max(fresh.monitor.max_closed_clients);
-            mon.config_load_time = SystemTime::now();
-        }
-    }
 }

@@ -1,12 +1,12 @@
 //! Parking a CONNECT whose password needs bcrypt: the check runs on the
-//! bcrypt worker (`crate::auth_worker`), the connection waits for its
+//! bcrypt worker (`crate::auth::bcrypt_worker`), the connection waits for its
 //! verdict with whatever it sent after the CONNECT, and the loop serves
 //! everyone else meanwhile.
 
 use super::{Server, WAKER};
-use crate::auth_worker::{AuthWorker, Job};
-use crate::error::ProtoError;
-use crate::parser::Op;
+use crate::auth::bcrypt_worker::{AuthWorker, Job};
+use crate::protocol::error::ProtoError;
+use crate::protocol::parser::Op;
 use log::{error, warn};
 use mio::Waker;
 use std::sync::Arc;
@@ -53,7 +53,7 @@ impl Server {
             warn!(
                 "{} bcrypt queue full ({} checks waiting); refusing the login",
                 client.describe(),
-                crate::auth_worker::QUEUE
+                crate::auth::bcrypt_worker::QUEUE
             );
             return Err(ProtoError::AuthorizationViolation);
         }

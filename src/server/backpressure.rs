@@ -9,8 +9,8 @@
 //!   consumer, and nobody else is slowed down by it.
 
 use super::Server;
-use crate::client::CloseReason;
-use crate::proto;
+use crate::protocol::wire;
+use crate::server::client::CloseReason;
 use log::warn;
 use std::io;
 use std::time::{Duration, Instant};
@@ -142,7 +142,7 @@ impl Server {
             // Only at a frame boundary, or the client would read garbage
             // (and never around a TLS session: it would break the stream).
             let mut note = Vec::new();
-            proto::push_err(&mut note, "Slow Consumer");
+            wire::push_err(&mut note, "Slow Consumer");
             let _ = io::Write::write(&mut client.stream, &note);
         }
         self.begin_close(key, reason);

@@ -3,13 +3,19 @@
 //! The server owns the listener, every [`Client`] (in a slab whose keys make
 //! the poll tokens), every [`Subscription`] (in a second slab whose keys are
 //! the sublist's ids), the [`Sublist`], the timers and the signal source.
-//! What the protocol operations *do* lives in `dispatch.rs`; this module is
-//! about I/O and life cycle, with four parts in files of their own:
+//! This module is about I/O and life cycle, with four parts in files of
+//! their own:
 //! `backpressure` (slow consumers, and slowing a publisher for a subscriber
 //! that is still reading), `auth_defer` (CONNECTs waiting for the bcrypt
 //! worker), `reload` (SIGHUP) and `tls_io` (reading TLS clients, their
-//! handshake and its timers). HTTP monitoring connections live in
-//! `crate::monitor` and share this loop. Here:
+//! handshake and its timers). The connection state is in `client`, what
+//! each operation does in `dispatch`, applying auth and permissions to
+//! connections in `access`. HTTP monitoring connections are
+//! `crate::monitor`'s and share this loop; `monitoring` is the glue that
+//! serves them from the loop's state.
+//!
+//! The server is the top layer: it may use every other subsystem, and
+//! none may use it. Here:
 //!
 //! - reads are drained until `WouldBlock` (at most [`READ_BUDGET`] reads per
 //!   connection per turn, so one fast publisher cannot starve the rest);
@@ -20,20 +26,24 @@
 //!   client's subscriptions at once; the socket is flushed, shut down and
 //!   dropped at the end of the turn (or after a short grace period).
 
+pub(crate) mod access;
 mod auth_defer;
 mod backpressure;
+pub mod client;
+mod dispatch;
+mod monitoring;
 mod reload;
 mod tls_io;
 
 use backpressure::Stall;
 pub(crate) use backpressure::{STALL_DENOMINATOR, STALL_NUMERATOR, STALL_PROGRESS};
 
-use crate::auth_worker::AuthWorker;
-use crate::client::{Client, CloseReason, Phase};
+use crate::auth::bcrypt_worker::AuthWorker;
 use crate::config::Config;
-use crate::error::ProtoError;
-use crate::parser::{Limits, Need, Op, Parsed, parse};
-use crate::proto::{self, InfoTemplate, ServerInfo};
+use crate::protocol::error::ProtoError;
+use crate::protocol::parser::{Limits, Need, Op, Parsed, parse};
+use crate::protocol::wire::{self, InfoTemplate, ServerInfo};
+use crate::server::client::{Client, CloseReason, Phase};
 use crate::sublist::Sublist;
 use crate::tls::{TlsPhase, TlsState};
 use log::{debug, error, info, log_enabled, trace, warn};
@@ -885,7 +895,7 @@ impl Server {
             return;
         }
         if let Some(text) = e.err_text() {
-            proto::push_err(&mut client.out, &text);
+            wire::push_err(&mut client.out, &text);
             debug!("{} -ERR '{text}'", client.describe());
             self.mark_dirty(key);
         } else {
@@ -963,7 +973,7 @@ impl Server {
                     continue;
                 } else {
                     client.pings_out += 1;
-                    client.out.extend_from_slice(proto::PING);
+                    client.out.extend_from_slice(wire::PING);
                     client.mon.ping_sent(now);
                     if !client.dirty {
                         client.dirty = true;

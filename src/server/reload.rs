@@ -4,7 +4,7 @@
 use super::Server;
 use super::info_template;
 use crate::config::{Command, Config};
-use crate::parser::Limits;
+use crate::protocol::parser::Limits;
 use crate::tls::TlsOptions;
 use log::{error, info, warn};
 

@@ -6,8 +6,8 @@
 //! certificate's names for `verify_and_map`) and the handshake timers.
 
 use super::{READ_BUDGET, READ_SIZE, Server};
-use crate::client::CloseReason;
-use crate::error::ProtoError;
+use crate::protocol::error::ProtoError;
+use crate::server::client::CloseReason;
 use crate::tls::{TlsPhase, certificate_names, looks_like_tls};
 use log::debug;
 use std::io::{self, Read};

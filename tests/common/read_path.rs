@@ -1,13 +1,13 @@
 //! The server's read path without the dispatching, for the property test
 //! (tests/carry_prop.rs) and the fuzz target (fuzz/fuzz_targets/parser.rs),
 //! which include this file by path: chunks of a stream go through
-//! `natrium::parser::parse` and the server's own `complete_carry` exactly as
+//! `natrium::protocol::parser::parse` and the server's own `complete_carry` exactly as
 //! `Server::ingest` (src/server/mod.rs) does, checking every bound on the way.
 
 #![allow(dead_code)]
 
-use natrium::error::ProtoError;
-use natrium::parser::{Limits, Parsed, parse};
+use natrium::protocol::error::ProtoError;
+use natrium::protocol::parser::{Limits, Parsed, parse};
 use natrium::server::complete_carry;
 
 /// What a connection saw: the operations, the error that would close it,

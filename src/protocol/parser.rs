@@ -19,7 +19,7 @@
 //!   bytes, also while the line is still incomplete;
 //! - a blank line is ignored (nats-server closes the connection instead).
 
-use crate::error::ProtoError;
+use crate::protocol::error::ProtoError;
 use memchr::memchr;
 
 /// Limits the parser enforces while reading.

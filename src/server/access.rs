@@ -5,12 +5,12 @@
 //! `Authorization Violation`; the others get the new permissions, and
 //! subscriptions these no longer allow are removed with an `-ERR`).
 
+use crate::auth::permissions::ClientPerms;
 use crate::auth::{Authenticated, Identity};
-use crate::client::Client;
-use crate::error::{ProtoError, go_quote};
-use crate::permissions::ClientPerms;
-use crate::proto;
+use crate::protocol::error::{ProtoError, go_quote};
+use crate::protocol::wire;
 use crate::server::Server;
+use crate::server::client::Client;
 use log::{error, info};
 use std::time::Instant;
 
@@ -178,7 +178,7 @@ impl Server {
             let subject = String::from_utf8_lossy(&sub.subject).into_owned();
             let sid = String::from_utf8_lossy(&sub.sid).into_owned();
             if let Some(client) = self.clients.get_mut(key) {
-                proto::push_err(
+                wire::push_err(
                     &mut client.out,
                     &format!(
                         "Permissions Violation for Subscription to {} (sid {})",

@@ -8,9 +8,8 @@
 //! token. Passwords and tokens may be bcrypt hashes. Plain secrets are
 //! compared in constant time.
 
-use crate::config::ConfigError;
-use crate::permissions::Permissions;
-use crate::proto::ConnectInfo;
+use crate::auth::permissions::Permissions;
+use crate::protocol::wire::ConnectInfo;
 use base64::Engine;
 use std::sync::Arc;
 use std::time::Duration;
@@ -180,7 +179,7 @@ impl Authenticated {
 impl AuthConfig {
     /// Merges `--user`/`--pass` into the user list; they replace any users
     /// from the configuration file, as flags override the file.
-    pub fn finish_cli(&mut self) -> Result<(), ConfigError> {
+    pub fn finish_cli(&mut self) -> Result<(), String> {
         match (self.cli_user.take(), self.cli_pass.take()) {
             (Some(name), Some(pass)) => {
                 self.users = vec![User {
@@ -192,8 +191,8 @@ impl AuthConfig {
                 Ok(())
             }
             (None, None) => Ok(()),
-            (Some(_), None) => Err(ConfigError("--user needs --pass".into())),
-            (None, Some(_)) => Err(ConfigError("--pass needs --user".into())),
+            (Some(_), None) => Err("--user needs --pass".into()),
+            (None, Some(_)) => Err("--pass needs --user".into()),
         }
     }
 

@@ -6,10 +6,10 @@
 //! buffers. I/O stays in the `server` module: here bytes are only appended to
 //! buffers, and every client written to is put on the turn's flush list.
 
-use crate::client::CloseReason;
-use crate::error::ProtoError;
-use crate::parser::{Op, Publish};
-use crate::proto::{self, ConnectInfo};
+use crate::protocol::error::ProtoError;
+use crate::protocol::parser::{Op, Publish};
+use crate::protocol::wire::{self, ConnectInfo};
+use crate::server::client::CloseReason;
 use crate::server::{Server, Subscription};
 use crate::sublist::{self, SubId};
 use log::debug;
@@ -37,7 +37,7 @@ impl Server {
         match op {
             Op::Pub(p) => self.publish(key, &p),
             Op::Ping => {
-                client.out.extend_from_slice(proto::PONG);
+                client.out.extend_from_slice(wire::PONG);
                 self.mark_dirty(key);
                 Ok(())
             }
@@ -82,7 +82,7 @@ impl Server {
         if let Some(client) = self.clients.get_mut(key)
             && client.opts.verbose
         {
-            client.out.extend_from_slice(proto::OK);
+            client.out.extend_from_slice(wire::OK);
             self.mark_dirty(key);
         }
     }
@@ -128,7 +128,7 @@ impl Server {
         client.opts = opts;
         client.connected = true;
         client.creds = Some(Box::new(creds));
-        crate::access::apply_login(client, authenticated);
+        crate::server::access::apply_login(client, authenticated);
         client.auth_deadline = None;
         client.next_ping =
             Instant::now() + crate::server::FIRST_PING.min(self.config.ping_interval);
@@ -161,7 +161,7 @@ impl Server {
         if let Some(perms) = client.perms.as_deref_mut()
             && !perms.can_subscribe(subject, queue)
         {
-            return Err(crate::access::subscribe_violation(
+            return Err(crate::server::access::subscribe_violation(
                 client, subject, queue, sid,
             ));
         }
@@ -251,7 +251,7 @@ impl Server {
         client.in_bytes += p.data.len() as u64;
         if client.opts.pedantic && !sublist::is_valid_literal_subject(p.subject) {
             // Reported, and the message is still delivered (as nats-server does).
-            proto::push_err(&mut client.out, "Invalid Publish Subject");
+            wire::push_err(&mut client.out, "Invalid Publish Subject");
             if !client.dirty {
                 client.dirty = true;
                 self.dirty.push(key);
@@ -260,7 +260,7 @@ impl Server {
         if let Some(perms) = client.perms.as_deref_mut()
             && !perms.can_publish(p.subject)
         {
-            return Err(crate::access::publish_violation(client, p.subject));
+            return Err(crate::server::access::publish_violation(client, p.subject));
         }
         self.ok(key);
         let Some(client) = self.clients.get(key) else {
@@ -357,7 +357,7 @@ impl Server {
                 return false;
             }
         }
-        proto::push_msg(
+        wire::push_msg(
             &mut client.out,
             p.subject,
             &sub.sid,
@@ -403,7 +403,7 @@ impl Server {
                 .then(|| sub.sid.clone())
         });
         if let Some(sid) = sid {
-            proto::push_no_responders(&mut client.out, reply, &sid, p.subject);
+            wire::push_no_responders(&mut client.out, reply, &sid, p.subject);
             self.mark_dirty(key);
         }
     }

@@ -6,9 +6,9 @@
 //! operations out of it and decides what they do. What lives here is the
 //! per-connection bookkeeping and the socket writes.
 
+use crate::auth::permissions::ClientPerms;
 use crate::auth::{Credentials, Identity};
-use crate::permissions::ClientPerms;
-use crate::proto::ConnectInfo;
+use crate::protocol::wire::ConnectInfo;
 use crate::sublist::FxHashMap;
 use crate::tls::TlsState;
 use mio::net::TcpStream;

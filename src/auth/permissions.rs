@@ -229,7 +229,7 @@ impl Permissions {
                 if !ok {
                     return Err(format!(
                         "subject {} is not a valid subject",
-                        crate::error::go_quote(entry)
+                        crate::protocol::error::go_quote(entry)
                     ));
                 }
             }
