@@ -11,14 +11,36 @@
 //! an opaque [`SubId`] chosen by the caller, and choosing which member of a
 //! queue group gets a message is left to the caller (with a rotation
 //! counter kept in the result to make that cheap and fair).
+//!
+//! # Hashing
+//!
+//! Every key this module hashes (trie tokens, subjects in the match cache)
+//! was chosen by a client, and so are the keys of most of the server's
+//! other tables (sids, subjects in the permission caches, reply subjects).
+//! With an unseeded hash a client can compute, offline, thousands of keys
+//! that land in one bucket; each insert then compares against all the
+//! others, and the one thread that serves everyone stalls: 60,000 crafted
+//! SUBs took 47 s against 0.08 s for random ones (issue 15).
+//!
+//! So every hash table keyed by data from the network or from disk uses
+//! [`SeededState`]: foldhash (the hasher hashbrown itself defaults to, as
+//! fast as the Fx hash used before on short tokens) with a secret seed
+//! drawn from the OS once per process and a seed of its own per table.
+//! Without the seed no one can predict which keys collide. The aliases
+//! [`SeededHashMap`] and [`SeededHashSet`] are what new code should use for
+//! such tables (JetStream's per-subject indexes, leaf-node interest, ...);
+//! std's SipHash `RandomState` is as safe where speed does not matter.
+//! No table keyed by peer or disk data may use an unseeded hasher.
 
 use hashbrown::HashTable;
 use slab::Slab;
 use smallvec::SmallVec;
 use std::cell::Cell;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Identifies a subscription; the caller owns the mapping to its details.
 pub type SubId = u32;
@@ -31,63 +53,78 @@ const CACHE_MAX: usize = 4096;
 /// emptied so that it follows a workload whose subjects change.
 const CACHE_REFRESH_MISSES: u32 = 4 * CACHE_MAX as u32;
 
-/// A small, fast, non-cryptographic hasher (the "Fx" hash used inside
-/// rustc) for trie tokens and the match cache. Subjects are chosen by
-/// clients, but a collision only costs time, and a client can only slow down
-/// its own publishes with crafted subjects.
-#[derive(Default, Clone, Copy)]
-pub struct FxHasher {
-    hash: u64,
+/// The hasher of every hash table keyed by data a peer or a file chose
+/// (see the module doc): foldhash, seeded from the OS once per process and
+/// made distinct per table.
+///
+/// Use it through [`SeededHashMap`] / [`SeededHashSet`], or build hashes
+/// with it directly as the trie does for its edges.
+#[derive(Clone, Debug)]
+pub struct SeededState(foldhash::fast::SeedableRandomState);
+
+/// The process-wide secret behind every [`SeededState`].
+struct ProcessSeed {
+    shared: foldhash::SharedSeed,
+    /// Mixed with a counter into each table's own seed.
+    per_table: u64,
 }
 
-const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
-    }
-}
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
+/// The process's seed, drawn from the OS on first use.
+fn process_seed() -> &'static ProcessSeed {
+    static SEED: OnceLock<ProcessSeed> = OnceLock::new();
+    SEED.get_or_init(|| {
+        let mut bytes = [0u8; 16];
+        if getrandom::fill(&mut bytes).is_err() {
+            // No OS randomness (not seen on Linux): std's RandomState
+            // keys, which the standard library takes from the OS its own way.
+            for (i, chunk) in bytes.chunks_exact_mut(8).enumerate() {
+                let word = std::hash::RandomState::new().hash_one(i);
+                chunk.copy_from_slice(&word.to_le_bytes());
+            }
         }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
+        let (a, b) = bytes.split_at(8);
+        let word = |half: &[u8]| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(half);
+            u64::from_le_bytes(w)
+        };
+        ProcessSeed {
+            shared: foldhash::SharedSeed::from_u64(word(a)),
+            per_table: word(b),
         }
-    }
+    })
+}
 
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    /// The multiply in `add` leaves the low bits, which pick the bucket,
-    /// depending only on the low bytes of the input (so "10000" and
-    /// "19999" would collide); fold the high bits down before handing out.
-    #[inline]
-    fn finish(&self) -> u64 {
-        let h = self.hash;
-        (h ^ (h >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (h >> 29)
+impl Default for SeededState {
+    /// A new table's state: the process's secret, and a seed of its own (so
+    /// the order of one table says nothing about another's).
+    fn default() -> Self {
+        static TABLES: AtomicU64 = AtomicU64::new(0);
+        let seed = process_seed();
+        let n = TABLES.fetch_add(1, Ordering::Relaxed);
+        // An odd multiplier: distinct counters give distinct seeds.
+        let table = seed.per_table ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        SeededState(foldhash::fast::SeedableRandomState::with_seed(
+            table,
+            &seed.shared,
+        ))
     }
 }
 
-/// `HashMap` with [`FxHasher`].
-pub type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+impl BuildHasher for SeededState {
+    type Hasher = foldhash::fast::FoldHasher<'static>;
+
+    #[inline]
+    fn build_hasher(&self) -> Self::Hasher {
+        self.0.build_hasher()
+    }
+}
+
+/// `HashMap` with [`SeededState`]: the map for keys from the network or disk.
+pub type SeededHashMap<K, V> = HashMap<K, V, SeededState>;
+
+/// `HashSet` with [`SeededState`].
+pub type SeededHashSet<K> = HashSet<K, SeededState>;
 
 /// Splits a subject into its `.`-separated tokens (empty tokens included).
 fn tokens(subject: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -313,9 +350,9 @@ struct Edge {
 
 /// The hash of an edge key.
 #[inline]
-fn edge_hash(parent: NodeId, token: &[u8]) -> u64 {
-    let mut h = FxHasher::default();
-    h.add(u64::from(parent));
+fn edge_hash(state: &SeededState, parent: NodeId, token: &[u8]) -> u64 {
+    let mut h = state.build_hasher();
+    h.write_u32(parent);
     h.write(token);
     h.finish()
 }
@@ -352,10 +389,12 @@ pub struct Sublist {
     nodes: Slab<Node>,
     /// Every literal edge of the trie.
     edges: HashTable<Edge>,
+    /// Hashes the edges' keys.
+    hasher: SeededState,
     count: usize,
     /// Bumped on every insert and remove; the cache belongs to one generation.
     generation: u64,
-    cache: FxHashMap<Box<[u8]>, Rc<MatchResult>>,
+    cache: SeededHashMap<Box<[u8]>, Rc<MatchResult>>,
     /// Seeds the rotation of new queue-group results so that a rebuilt
     /// cache entry does not always start with the same member.
     rotation_seed: u32,
@@ -389,9 +428,10 @@ impl Sublist {
         Sublist {
             nodes,
             edges: HashTable::new(),
+            hasher: SeededState::default(),
             count: 0,
             generation: 0,
-            cache: FxHashMap::default(),
+            cache: SeededHashMap::default(),
             rotation_seed: 0,
             cache_enabled,
             misses_while_full: 0,
@@ -549,7 +589,7 @@ impl Sublist {
                 }
                 return self
                     .edges
-                    .find(edge_hash(node, token), |e| {
+                    .find(edge_hash(&self.hasher, node, token), |e| {
                         e.parent == node && e.token.as_bytes() == token
                     })
                     .map(|e| e.child);
@@ -574,9 +614,11 @@ impl Sublist {
                     child,
                     token: Token::new(token),
                 };
-                self.edges.insert_unique(edge_hash(node, token), edge, |e| {
-                    edge_hash(e.parent, e.token.as_bytes())
-                });
+                let hasher = &self.hasher;
+                self.edges
+                    .insert_unique(edge_hash(hasher, node, token), edge, |e| {
+                        edge_hash(hasher, e.parent, e.token.as_bytes())
+                    });
             }
         }
         child
@@ -599,9 +641,11 @@ impl Sublist {
                 b">" => p.fwc = ROOT,
                 _ => {
                     p.literal_children -= 1;
-                    if let Ok(entry) = self.edges.find_entry(edge_hash(parent, token), |e| {
-                        e.parent == parent && e.token.as_bytes() == token
-                    }) {
+                    let hash = edge_hash(&self.hasher, parent, token);
+                    if let Ok(entry) = self
+                        .edges
+                        .find_entry(hash, |e| e.parent == parent && e.token.as_bytes() == token)
+                    {
                         entry.remove();
                     }
                 }
@@ -609,8 +653,9 @@ impl Sublist {
         }
         if self.count == 1 {
             // The last subscription is going: give the tables back.
+            let hasher = &self.hasher;
             self.edges
-                .shrink_to_fit(|e| edge_hash(e.parent, e.token.as_bytes()));
+                .shrink_to_fit(|e| edge_hash(hasher, e.parent, e.token.as_bytes()));
             self.nodes.shrink_to_fit();
         }
     }
@@ -693,7 +738,7 @@ impl Sublist {
             self.descend(n.pwc, rest, out);
         }
         if n.literal_children > 0 {
-            let hit = self.edges.find(edge_hash(node, token), |e| {
+            let hit = self.edges.find(edge_hash(&self.hasher, node, token), |e| {
                 e.parent == node && e.token.as_bytes() == *token
             });
             if let Some(edge) = hit {
@@ -860,6 +905,96 @@ mod tests {
         assert!(!subject_matches(b"foo.bar", b"foo.*"));
         assert!(subject_matches(b"foo.*", b"foo.*"));
         assert!(!subject_matches(b"foo.*", b"foo."));
+    }
+
+    /// The Fx hash the trie used before issue 15, for one edge key: the
+    /// parent, then the token in 8-byte little-endian words, then a fold.
+    fn old_fx_edge_hash(parent: NodeId, token: &[u8]) -> u64 {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let add = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
+        let mut h = add(0, u64::from(parent));
+        for chunk in token.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            h = add(h, u64::from_le_bytes(word));
+        }
+        (h ^ (h >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (h >> 29)
+    }
+
+    /// 16-byte tokens that all collide under [`old_fx_edge_hash`] below the
+    /// root: the second word cancels what the first did to the state.
+    fn old_fx_colliding_tokens(n: u64) -> Vec<[u8; 16]> {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        (0..n)
+            .map(|i| {
+                // An odd multiplier: distinct first words.
+                let w0 = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                let w1 = w0.wrapping_mul(K).rotate_left(5) ^ 0x1234_5678;
+                let mut t = [0u8; 16];
+                t[..8].copy_from_slice(&w0.to_le_bytes());
+                t[8..].copy_from_slice(&w1.to_le_bytes());
+                t
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_table_has_its_own_seed() {
+        let (a, b) = (Sublist::new(), Sublist::new());
+        for token in [
+            &b"foo"[..],
+            b"0123456789abcdef",
+            b"x",
+            b"a-much-longer-token-than-16",
+        ] {
+            assert_ne!(
+                edge_hash(&a.hasher, ROOT, token),
+                edge_hash(&b.hasher, ROOT, token),
+                "two tries hash {token:?} alike"
+            );
+        }
+        let (x, y) = (SeededState::default(), SeededState::default());
+        assert_ne!(x.hash_one(b"foo"), y.hash_one(b"foo"));
+        // One table hashes consistently.
+        assert_eq!(x.hash_one(b"foo"), x.hash_one(b"foo"));
+    }
+
+    #[test]
+    fn keys_built_to_collide_under_fx_spread_out() {
+        let tokens = old_fx_colliding_tokens(4096);
+        let old: HashSet<u64> = tokens.iter().map(|t| old_fx_edge_hash(ROOT, t)).collect();
+        assert_eq!(old.len(), 1, "the generator no longer matches the old hash");
+        let sl = Sublist::new();
+        let new: Vec<u64> = tokens
+            .iter()
+            .map(|t| edge_hash(&sl.hasher, ROOT, t))
+            .collect();
+        let distinct: HashSet<u64> = new.iter().copied().collect();
+        assert_eq!(distinct.len(), tokens.len());
+        // The low bits pick the bucket: 4096 random keys fill about 2589 of
+        // 4096 buckets (1 - 1/e); colliding keys would fill one.
+        let buckets: HashSet<u64> = new.iter().map(|h| h & 0xfff).collect();
+        assert!(buckets.len() > 2000, "{} buckets", buckets.len());
+    }
+
+    #[test]
+    fn colliding_tokens_still_match() {
+        let mut sl = Sublist::new();
+        let tokens: Vec<[u8; 16]> = old_fx_colliding_tokens(2000)
+            .into_iter()
+            .filter(|t| !t.contains(&b'.'))
+            .collect();
+        for (id, t) in tokens.iter().enumerate() {
+            sl.insert(t, None, id as SubId).unwrap();
+        }
+        for (id, t) in tokens.iter().enumerate() {
+            assert_eq!(sl.matches(t).plain, vec![id as SubId]);
+        }
+        for (id, t) in tokens.iter().enumerate() {
+            assert!(sl.remove(t, None, id as SubId));
+        }
+        assert!(sl.is_empty());
+        assert_eq!(sl.edges.len(), 0);
     }
 
     /// Subjects over a small alphabet so that random filters and subjects collide often.

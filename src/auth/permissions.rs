@@ -22,7 +22,7 @@
 //!   inside it (`SUB foo.*` with deny `foo.secret`) is accepted, and from
 //!   then on messages on denied subjects are filtered out at delivery.
 
-use crate::sublist::FxHashMap;
+use crate::sublist::SeededHashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -260,14 +260,14 @@ pub struct ClientPerms {
     last_allowed: bool,
     last_buf: [u8; LAST_MAX],
     /// subject → allowed, for subjects decided by the allow/deny lists.
-    pub_cache: FxHashMap<Box<[u8]>, bool>,
+    pub_cache: SeededHashMap<Box<[u8]>, bool>,
     /// Reply subjects received, when the user has `allow_responses`.
-    replies: Option<FxHashMap<Box<[u8]>, ReplyGrant>>,
+    replies: Option<SeededHashMap<Box<[u8]>, ReplyGrant>>,
     replies_since_prune: usize,
     last_prune: Instant,
     /// Loaded when a wildcard subscription overlaps a deny entry:
     /// subject → denied, for messages about to be delivered.
-    deny_filter: Option<FxHashMap<Box<[u8]>, bool>>,
+    deny_filter: Option<SeededHashMap<Box<[u8]>, bool>>,
 }
 
 impl ClientPerms {
@@ -275,12 +275,12 @@ impl ClientPerms {
     pub fn new(rules: Arc<Permissions>) -> Box<ClientPerms> {
         Box::new(ClientPerms {
             restricts_publish: rules.restricts_publish(),
-            replies: rules.response.map(|_| FxHashMap::default()),
+            replies: rules.response.map(|_| SeededHashMap::default()),
             rules,
             last_len: usize::MAX,
             last_allowed: false,
             last_buf: [0; LAST_MAX],
-            pub_cache: FxHashMap::default(),
+            pub_cache: SeededHashMap::default(),
             replies_since_prune: 0,
             last_prune: Instant::now(),
             deny_filter: None,
@@ -361,7 +361,7 @@ impl ClientPerms {
     pub fn can_subscribe(&mut self, subject: &[u8], queue: Option<&[u8]>) -> bool {
         let (allowed, needs_filter) = self.rules.subscribe_check(subject, queue);
         if needs_filter && self.deny_filter.is_none() {
-            self.deny_filter = Some(FxHashMap::default());
+            self.deny_filter = Some(SeededHashMap::default());
         }
         allowed
     }

@@ -9,7 +9,7 @@
 use crate::auth::permissions::ClientPerms;
 use crate::auth::{Credentials, Identity};
 use crate::protocol::wire::ConnectInfo;
-use crate::sublist::FxHashMap;
+use crate::sublist::SeededHashMap;
 use crate::tls::TlsState;
 use mio::net::TcpStream;
 use std::io::{self, Write};
@@ -245,7 +245,7 @@ pub struct Client {
     /// Must send a valid CONNECT before this instant (when auth is required).
     pub auth_deadline: Option<Instant>,
     /// Subscriptions by sid, pointing into the server's subscription slab.
-    pub subs: FxHashMap<crate::server::ShortBytes, usize>,
+    pub subs: SeededHashMap<crate::server::ShortBytes, usize>,
     /// PINGs sent and not answered.
     pub pings_out: u32,
     /// When the next keepalive PING is due.
@@ -297,7 +297,7 @@ impl Client {
             nonce: None,
             perms: None,
             auth_deadline: None,
-            subs: FxHashMap::default(),
+            subs: SeededHashMap::default(),
             pings_out: 0,
             next_ping: now,
             active: false,
