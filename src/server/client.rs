@@ -246,6 +246,8 @@ pub struct Client {
     pub auth_deadline: Option<Instant>,
     /// Subscriptions by sid, pointing into the server's subscription slab.
     pub subs: SeededHashMap<crate::server::ShortBytes, usize>,
+    /// Read from the loop's backlog this turn (so not again for an event).
+    pub read_from_backlog: bool,
     /// PINGs sent and not answered.
     pub pings_out: u32,
     /// When the next keepalive PING is due.
@@ -298,6 +300,7 @@ impl Client {
             perms: None,
             auth_deadline: None,
             subs: SeededHashMap::default(),
+            read_from_backlog: false,
             pings_out: 0,
             next_ping: now,
             active: false,

@@ -68,7 +68,7 @@ const WAKER: Token = Token(2);
 const FIRST_CLIENT: usize = 3;
 
 /// Size of the shared read buffer (one read syscall's worth).
-const READ_SIZE: usize = 64 * 1024;
+pub const READ_SIZE: usize = 64 * 1024;
 /// Reads per connection per loop turn before it yields to the others.
 pub const READ_BUDGET: usize = 16;
 /// How long a closing connection may take to flush and see the peer close.
@@ -294,7 +294,10 @@ impl Server {
                 return Err(e);
             }
             let backlog = std::mem::take(&mut self.readable_backlog);
-            for key in backlog {
+            for &key in &backlog {
+                if let Some(client) = self.clients.get_mut(key) {
+                    client.read_from_backlog = true;
+                }
                 self.read_client(key, false);
             }
             self.resume_stalled(Instant::now());
@@ -314,13 +317,25 @@ impl Server {
                         if event.is_writable() {
                             self.mark_dirty(key);
                         }
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                        // A client read from the backlog this turn has had
+                        // its budget, and that read saw every byte this event
+                        // (polled before it) announces: one budget per turn.
+                        let had_its_turn =
+                            self.clients.get(key).is_some_and(|c| c.read_from_backlog);
+                        if !had_its_turn
+                            && (event.is_readable() || event.is_read_closed() || event.is_error())
+                        {
                             // When the peer's FIN is already here, a short
                             // read is not the end: read on to see the EOF.
                             let may_stop_short = !event.is_read_closed() && !event.is_error();
                             self.read_client(key, may_stop_short);
                         }
                     }
+                }
+            }
+            for key in backlog {
+                if let Some(client) = self.clients.get_mut(key) {
+                    client.read_from_backlog = false;
                 }
             }
             let now = Instant::now();
