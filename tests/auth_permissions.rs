@@ -706,20 +706,6 @@ fn flags_override_the_file() {
 }
 
 #[test]
-fn unknown_keys_warn_with_line_and_column() {
-    let (server, _conf) = start(
-        "unknown",
-        "port: 4222\n  colour: blue\nauthorization {\n  users: [ {user: a, password: b, shoe_size: 9} ]\n}\n",
-    );
-    let line = server.wait_for_log("unknown option 'colour'").unwrap();
-    assert!(line.contains("2:3"), "{line}");
-    let line = server
-        .wait_for_log("unknown user option 'shoe_size'")
-        .unwrap();
-    assert!(line.contains("4:35"), "{line}");
-}
-
-#[test]
 fn config_errors_exit_2_with_position() {
     let cases = [
         (

@@ -35,7 +35,7 @@ impl Server {
         match parsed {
             Ok((fresh, warnings)) => {
                 for w in warnings {
-                    warn!("{}: {w}", path.display());
+                    warn!("{w}");
                 }
                 if fresh.host != self.config.host || fresh.port != self.config.port {
                     warn!(
