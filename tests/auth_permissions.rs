@@ -797,7 +797,7 @@ fn documented_examples_are_valid_configurations() {
         let conf = TempConf::new("doc-example", &documented_example(file, marker));
         let exit = run_natrium(&["-c", conf.arg(), "-t"]);
         assert_eq!(exit.code, Some(0), "{file}: {exit:?}");
-        assert!(!exit.stderr.contains("WARN"), "{file}: {exit:?}");
+        assert!(!exit.stderr.contains("[WRN]"), "{file}: {exit:?}");
     }
     // And it behaves as described (without the log file, on a test port).
     let text = documented_example("docs/config.md", "## A complete example")

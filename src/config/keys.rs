@@ -11,8 +11,8 @@
 use super::syntax;
 use super::syntax::{Entry, Item, Map, Value};
 use super::{
-    Config, ConfigError, MonitorConfig, parse_duration_str, parse_http_port, parse_port,
-    set_monitor_port, validate,
+    Config, ConfigError, MonitorConfig, check_lame_duck_duration, parse_duration_str,
+    parse_http_port, parse_port, set_monitor_port, validate,
 };
 use crate::auth::permissions::{Permissions, ResponsePermission, SubjectPermission};
 use crate::auth::{AuthConfig, NkeyUser, User};
@@ -143,6 +143,33 @@ pub fn apply_map(config: &mut Config, map: &Map) -> Result<Vec<String>, ConfigEr
             }
             "debug" => config.debug = bool_value(&entry.key, item)?,
             "trace" => config.trace = bool_value(&entry.key, item)?,
+            "trace_verbose" => {
+                config.trace_verbose = bool_value(&entry.key, item)?;
+                config.trace = config.trace_verbose;
+            }
+            "logtime" => config.logtime = bool_value(&entry.key, item)?,
+            "logtime_utc" => config.logtime_utc = bool_value(&entry.key, item)?,
+            "log_size_limit" | "logfile_size_limit" => {
+                config.log_size_limit = size_value(&entry.key, item)? as u64;
+            }
+            "pid_file" | "pidfile" => {
+                config.pid_file = Some(PathBuf::from(str_value(&entry.key, item)?));
+            }
+            "ports_file_dir" => {
+                config.ports_file_dir = Some(PathBuf::from(str_value(&entry.key, item)?));
+            }
+            "lame_duck_duration" => {
+                let d = go_duration(&entry.key, item)?;
+                config.lame_duck_duration =
+                    check_lame_duck_duration(d).map_err(|e| at(item, &e.0))?;
+            }
+            "lame_duck_grace_period" => {
+                config.lame_duck_grace_period = go_duration(&entry.key, item)?;
+            }
+            "max_traced_msg_len" => {
+                config.max_traced_msg_len = int_value(&entry.key, item)?.max(0) as usize;
+            }
+            "client_advertise" => config.client_advertise = Some(str_value(&entry.key, item)?),
             "authorization" => {
                 let Some(block) = item.value.as_map() else {
                     return Err(at(item, "authorization must be a block { ... }"));
@@ -206,7 +233,6 @@ const UNSUPPORTED_TOP: &[&str] = &[
     "account_resolver",
     "accounts_resolver",
     "allow_non_tls",
-    "client_advertise",
     "cluster",
     "connect_error_reports",
     "default_js_domain",
@@ -215,19 +241,12 @@ const UNSUPPORTED_TOP: &[&str] = &[
     "http_base_path",
     "https",
     "jetstream",
-    "lame_duck_duration",
-    "lame_duck_grace_period",
     "leaf",
     "leafnodes",
-    "log_size_limit",
-    "logfile_size_limit",
-    "logtime",
-    "logtime_utc",
     "mappings",
     "maps",
     "max_sub_tokens",
     "max_subscription_tokens",
-    "max_traced_msg_len",
     "mqtt",
     "no_fast_producer_stall",
     "no_header_support",
@@ -239,9 +258,6 @@ const UNSUPPORTED_TOP: &[&str] = &[
     "ocsp_cache",
     "operator",
     "operators",
-    "pid_file",
-    "pidfile",
-    "ports_file_dir",
     "prof_port",
     "reconnect_error_reports",
     "remote_syslog",
@@ -259,7 +275,6 @@ const UNSUPPORTED_TOP: &[&str] = &[
     "syslog",
     "system",
     "system_account",
-    "trace_verbose",
     "trusted",
     "trusted_keys",
     "websocket",
@@ -332,6 +347,33 @@ fn seconds_or_duration(entry: &Entry, warnings: &mut Vec<String>) -> Result<Dura
             Ok(Duration::from_secs(*n as u64))
         }
         _ => duration_value(&entry.key, item),
+    }
+}
+
+/// A duration nats-server reads only as a string in Go's syntax
+/// (`lame_duck_duration`, `lame_duck_grace_period`): "error parsing X".
+fn go_duration(key: &str, item: &Item) -> Result<Duration, ConfigError> {
+    let key = key.to_ascii_lowercase();
+    match &item.value {
+        Value::Str(s) => match s.trim().strip_prefix('-') {
+            Some(_) if key == "lame_duck_grace_period" => Err(at(
+                item,
+                "invalid lame_duck_grace_period, needs to be positive",
+            )),
+            _ => syntax::parse_duration(s).ok_or_else(|| {
+                at(
+                    item,
+                    &format!("error parsing {key}: invalid duration {s:?}"),
+                )
+            }),
+        },
+        other => Err(at(
+            item,
+            &format!(
+                "error parsing {key}: expected a duration string such as \"2m\", got {}",
+                other.type_name()
+            ),
+        )),
     }
 }
 

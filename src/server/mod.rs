@@ -31,7 +31,9 @@ mod auth_defer;
 mod backpressure;
 pub mod client;
 mod dispatch;
+pub mod logging;
 mod monitoring;
+mod ops;
 mod reload;
 mod tls_io;
 
@@ -50,7 +52,7 @@ use log::{debug, error, info, log_enabled, trace, warn};
 use memchr::memchr;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 use std::io::{self, Read};
@@ -112,6 +114,8 @@ pub struct Stats {
     pub stale_connections: u64,
 }
 
+pub(crate) use ops::LameDuck;
+
 /// The server: listener, clients, subscriptions and loop state.
 pub struct Server {
     /// Options in force.
@@ -167,6 +171,10 @@ pub struct Server {
     next_tick: Instant,
     /// HTTP monitoring, when enabled (`src/monitor/`).
     pub(crate) monitor: Option<Box<crate::monitor::Monitor>>,
+    /// Lame duck mode, once entered (SIGUSR2).
+    lame_duck: Option<LameDuck>,
+    /// The pid and ports files written at start, removed at exit.
+    process_files: Vec<std::path::PathBuf>,
 }
 
 /// What handling signals asks the loop to do.
@@ -196,7 +204,7 @@ impl Server {
         };
         let monitor = crate::monitor::Monitor::bind(&config, poll.registry(), tls_config.as_ref())?;
         let server_id = new_server_id();
-        let info = info_template(&config, &server_id, local_addr.port());
+        let info = info_template(&config, &server_id, local_addr.port(), false);
         // Timers are checked on a housekeeping tick, fine enough for the
         // shortest of them.
         let mut shortest = config
@@ -244,6 +252,8 @@ impl Server {
             tick,
             next_tick: Instant::now() + tick,
             monitor,
+            lame_duck: None,
+            process_files: Vec::new(),
         })
     }
 
@@ -257,10 +267,11 @@ impl Server {
         &self.server_id
     }
 
-    /// Handles SIGINT/SIGTERM (graceful shutdown; a second one exits at
-    /// once) and SIGHUP (configuration reload) inside the loop.
+    /// Handles, inside the loop, SIGINT/SIGTERM (graceful shutdown; a
+    /// second one exits at once), SIGHUP (configuration reload), SIGUSR1
+    /// (reopen the log file) and SIGUSR2 (lame duck mode).
     pub fn handle_signals(&mut self) -> io::Result<()> {
-        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2])?;
         self.poll
             .registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
@@ -268,12 +279,20 @@ impl Server {
         Ok(())
     }
 
-    /// Runs the loop until shutdown completes.
+    /// Runs the loop until shutdown completes; the pid and ports files
+    /// exist while it runs.
     pub fn run(&mut self) -> io::Result<()> {
         info!("Starting natrium {}", env!("CARGO_PKG_VERSION"));
         self.log_monitor_start();
         info!("Listening for client connections on {}", self.local_addr);
+        self.write_process_files();
         info!("Server is ready");
+        let result = self.run_loop();
+        self.remove_process_files();
+        result
+    }
+
+    fn run_loop(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
@@ -282,6 +301,7 @@ impl Server {
                     .stalled
                     .iter()
                     .map(|stall| stall.until)
+                    .chain(self.lame_duck_wake())
                     .fold(self.next_tick, Instant::min);
                 wake.saturating_duration_since(now)
             } else {
@@ -1020,6 +1040,7 @@ impl Server {
         for key in stalled {
             self.slow_consumer_write_deadline(key);
         }
+        self.lame_duck_tick(now);
         self.monitor_tick(now);
     }
 
@@ -1040,6 +1061,8 @@ impl Server {
                     self.begin_shutdown();
                 }
                 SIGHUP => self.reload(),
+                SIGUSR1 => self.reopen_log(),
+                SIGUSR2 => self.enter_lame_duck(),
                 _ => {}
             }
         }
@@ -1101,12 +1124,27 @@ pub fn complete_carry(
 }
 
 /// The INFO shared by all connections, from the options in force.
-pub(crate) fn info_template(config: &Config, server_id: &str, port: u16) -> InfoTemplate {
+pub(crate) fn info_template(
+    config: &Config,
+    server_id: &str,
+    port: u16,
+    lame_duck_mode: bool,
+) -> InfoTemplate {
+    // client_advertise replaces the bind address (checked when read).
+    let advertised = config
+        .client_advertise
+        .as_deref()
+        .and_then(|adv| crate::config::advertise_host_port(adv, port).ok());
+    let (host, port) = match &advertised {
+        Some((host, port)) => (host.as_str(), *port),
+        None => (config.host.as_str(), port),
+    };
     InfoTemplate::new(&ServerInfo {
         server_id,
         server_name: config.server_name.as_deref().unwrap_or(server_id),
-        host: &config.host,
+        host,
         port,
+        lame_duck_mode,
         max_payload: config.max_payload,
         auth_required: config.auth.announce_required(),
         tls_required: config.tls.is_some(),
