@@ -35,7 +35,7 @@ Logging options:
         --max_traced_msg_len <n>     Cut traced payloads to n bytes (default: 0, no limit)
     -D, --debug                      Enable debugging output
     -V, --trace                      Trace the raw protocol
-    -VV                              Verbose trace (also traces message headers)
+    -VV                              Verbose trace (nats-server's traces the system account too; natrium has none)
     -DV                              Debug and trace
     -DVV                             Debug and verbose trace
 

@@ -73,8 +73,8 @@ pub struct Config {
     pub trace: bool,
     /// The file the configuration was read from, for reloads.
     pub config_file: Option<PathBuf>,
-    /// Verbose tracing (`-VV`, `trace_verbose`): also the header bytes of
-    /// HPUB/HMSG, as nats-server's trace_verbose.
+    /// Verbose tracing (`-VV`, `trace_verbose`). nats-server's also traces
+    /// its system account; natrium has none, so it traces as `-V` does.
     pub trace_verbose: bool,
     /// Log to this file instead of stderr (`logfile`, `-l`).
     pub logfile: Option<PathBuf>,

@@ -44,6 +44,7 @@ use crate::auth::bcrypt_worker::AuthWorker;
 use crate::config::Config;
 use crate::protocol::error::ProtoError;
 use crate::protocol::parser::{Limits, Need, Op, Parsed, parse};
+use crate::protocol::trace;
 use crate::protocol::wire::{self, InfoTemplate, ServerInfo};
 use crate::server::client::{Client, CloseReason, Phase};
 use crate::sublist::Sublist;
@@ -587,7 +588,10 @@ impl Server {
                             self.dispatch(key, op)
                         }
                         Ok(_) => Ok(()),
-                        Err(e) => Err(e),
+                        Err(e) => {
+                            self.log_parse_error(key, &e, &carry);
+                            Err(e)
+                        }
                     };
                     carry.clear();
                     if let Err(e) = result
@@ -611,6 +615,9 @@ impl Server {
                     return;
                 }
                 Err(e) => {
+                    let mut input = carry;
+                    input.extend_from_slice(&data[pos..data.len().min(pos + trace::PROTO_SNIPPET)]);
+                    self.log_parse_error(key, &e, &input);
                     self.on_error(key, e);
                     return;
                 }
@@ -657,6 +664,7 @@ impl Server {
                     break;
                 }
                 Err(e) => {
+                    self.log_parse_error(key, &e, &data[pos..]);
                     self.on_error(key, e);
                     return;
                 }
@@ -698,13 +706,32 @@ impl Server {
         !fatal && self.clients.get(key).is_some_and(|c| !c.is_closing())
     }
 
-    /// Logs an operation's control line at trace level.
+    /// Traces an operation from a client (`-V`): its control line, and
+    /// the payload of a PUB or HPUB, as nats-server does.
     fn trace_op(&self, key: usize, bytes: &[u8]) {
-        if log_enabled!(log::Level::Trace) {
+        if log_enabled!(log::Level::Trace)
+            && let Some(client) = self.clients.get(key)
+        {
+            let max = self.config.max_traced_msg_len;
+            let who = client.describe();
             let line_end = memchr(b'\n', bytes).unwrap_or(bytes.len());
-            let line = String::from_utf8_lossy(&bytes[..line_end]);
-            let cid = self.clients.get(key).map_or(0, |c| c.cid);
-            trace!("cid:{cid} <<- [{}]", line.trim_end());
+            trace!("{who} - <<- {}", trace::control_line(&bytes[..line_end]));
+            if let Some(payload) = trace::in_payload(bytes) {
+                trace!("{who} - <<- MSG_PAYLOAD: {}", trace::payload(payload, max));
+            }
+        }
+    }
+
+    /// Logs input that did not parse, with the client and its first bytes
+    /// (nats-server's `Client parser ERROR`), at the default level: whoever
+    /// typed `SUB foo` into telnet can see why the connection closed.
+    fn log_parse_error(&self, key: usize, e: &ProtoError, input: &[u8]) {
+        if let Some(client) = self.clients.get(key) {
+            error!(
+                "{} - Client parser ERROR ({e:?}): proto={}",
+                client.describe(),
+                trace::snippet(input)
+            );
         }
     }
 
@@ -747,7 +774,12 @@ impl Server {
             self.closing.push(key);
             return;
         }
-        match client.write_pending(now) {
+        if log_enabled!(log::Level::Trace) {
+            trace_out(client, self.config.max_traced_msg_len);
+        }
+        let written = client.write_pending(now);
+        client.trace_mark = client.out.len();
+        match written {
             Ok(done) => {
                 if done == client.write_interest {
                     let interest = if done {
@@ -803,6 +835,7 @@ impl Server {
         if !reason.flushes() {
             client.out.clear();
             client.out_pos = 0;
+            client.trace_mark = 0;
         }
         let level = match reason {
             CloseReason::ClientClosed | CloseReason::ServerShutdown => log::Level::Debug,
@@ -832,7 +865,11 @@ impl Server {
             self.remove_client(key);
             return;
         }
+        if log_enabled!(log::Level::Trace) {
+            trace_out(client, self.config.max_traced_msg_len);
+        }
         let mut written = client.write_pending(now);
+        client.trace_mark = client.out.len();
         if matches!(written, Ok(true))
             && client
                 .tls
@@ -1089,6 +1126,23 @@ impl Server {
             {
                 *deadline = grace;
             }
+        }
+    }
+}
+
+/// Traces what the server is about to write to `client` (`-V`): each
+/// operation's line, and the payload of a MSG or HMSG.
+fn trace_out(client: &mut Client, max: usize) {
+    let from = client.trace_mark.clamp(client.out_pos, client.out.len());
+    client.trace_mark = client.out.len();
+    if from == client.out.len() {
+        return;
+    }
+    let who = client.describe();
+    for op in trace::out_ops(&client.out[from..]) {
+        trace!("{who} - ->> {}", trace::control_line(op.line));
+        if let Some(payload) = op.payload {
+            trace!("{who} - ->> MSG_PAYLOAD: {}", trace::payload(payload, max));
         }
     }
 }
