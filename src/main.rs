@@ -31,30 +31,24 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Check(config) => {
-            init_logging(config.debug, config.trace, None);
+            init_logging(&config);
             for w in &warnings {
                 log::warn!("{w}");
             }
             println!("natrium: configuration is valid");
             return ExitCode::SUCCESS;
         }
+        Command::Signal(request) => return send_signal(&request),
         Command::Run(config) => config,
     };
-    let log_file = match &config.logfile {
-        None => None,
-        Some(path) => match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            Ok(file) => Some(file),
-            Err(e) => {
-                eprintln!("natrium: cannot open log file {}: {e}", path.display());
-                return ExitCode::FAILURE;
-            }
-        },
-    };
-    init_logging(config.debug, config.trace, log_file);
+    if let Err(e) = natrium::server::logging::init(&config) {
+        let path = config
+            .logfile
+            .as_deref()
+            .unwrap_or(std::path::Path::new("-"));
+        eprintln!("natrium: cannot open log file {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
     for w in &warnings {
         log::warn!("{w}");
     }
@@ -79,24 +73,60 @@ fn main() -> ExitCode {
     }
 }
 
-/// Info by default, debug with `-D`, trace with `-V`; `RUST_LOG` wins when
-/// set. Without `RUST_LOG` the level is a global maximum that a reload can
-/// change. Logs go to stderr, or to `log_file` (the `logfile` option).
-fn init_logging(debug: bool, trace: bool, log_file: Option<std::fs::File>) {
-    let mut builder = if std::env::var_os("RUST_LOG").is_some() {
-        env_logger::Builder::from_env(env_logger::Env::default())
-    } else {
-        let mut b = env_logger::Builder::new();
-        b.filter_level(log::LevelFilter::Trace);
-        b
+/// Logging for `-t`: stderr, whatever `logfile` says.
+fn init_logging(config: &natrium::Config) {
+    let stderr_only = natrium::Config {
+        logfile: None,
+        ..config.clone()
     };
-    builder.format_target(false);
-    if let Some(file) = log_file {
-        builder.target(env_logger::Target::Pipe(Box::new(file)));
-    }
-    builder.init();
-    if std::env::var_os("RUST_LOG").is_none() {
-        log::set_max_level(config::log_level(debug, trace));
+    let _ = natrium::server::logging::init(&stderr_only);
+}
+
+/// `--signal CMD[=PID]`: sends the command's signal to the process (its
+/// id given, or read from the pid file), as nats-server does.
+fn send_signal(request: &config::SignalRequest) -> ExitCode {
+    use config::{SignalKind, SignalTarget};
+    use rustix::process::{Pid, Signal, kill_process};
+    let pid = match &request.target {
+        SignalTarget::Pid(p) => *p,
+        SignalTarget::PidFile(path) => match std::fs::read_to_string(path) {
+            Ok(text) => match text.trim().parse::<i32>() {
+                Ok(p) if p > 0 => p,
+                _ => {
+                    eprintln!("natrium: pid file {} holds no process id", path.display());
+                    return ExitCode::from(1);
+                }
+            },
+            Err(e) => {
+                eprintln!("natrium: cannot read pid file {}: {e}", path.display());
+                return ExitCode::from(1);
+            }
+        },
+    };
+    let signal = match request.signal {
+        SignalKind::Kill => Signal::KILL,
+        SignalKind::Int => Signal::INT,
+        SignalKind::Term => Signal::TERM,
+        SignalKind::Hup => Signal::HUP,
+        SignalKind::Usr1 => Signal::USR1,
+        SignalKind::Usr2 => Signal::USR2,
+    };
+    let Some(target) = Pid::from_raw(pid) else {
+        eprintln!("natrium: invalid pid {pid}");
+        return ExitCode::from(1);
+    };
+    match kill_process(target, signal) {
+        Ok(()) => {
+            println!(
+                "natrium: signal \"{}\" sent to process {pid}",
+                request.command
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("natrium: cannot signal process {pid}: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -3,8 +3,8 @@
 
 use super::keys::load_file;
 use super::{
-    Command, Config, ConfigError, err, parse_duration_str, parse_http_port, parse_port,
-    parse_size_str, set_monitor_port, validate,
+    Command, Config, ConfigError, SignalRequest, err, parse_duration_str, parse_http_port,
+    parse_port, parse_size_str, set_monitor_port, validate,
 };
 use crate::tls::TlsOptions;
 use std::path::PathBuf;
@@ -21,12 +21,27 @@ Server options:
     -c, --config <file>              Configuration file (nats-server format)
     -m, --http_port <port>           HTTP monitoring port (default: off; -1 picks a free port)
     -ms, --https_port <port>         HTTPS monitoring port (needs the TLS options)
+    -P, --pid <file>                 File to store the process id
+        --ports_file_dir <dir>       Write <exe>_<pid>.ports with the listen URLs into dir
+        --client_advertise <host:port> Client URL to advertise in INFO
+        --no_advertise               Do not advertise known cluster URLs (no effect: natrium has no cluster)
     -t                               Test configuration and exit
 
 Logging options:
+    -l, --log <file>                 File to redirect log output
+    -T, --logtime[=bool]             Timestamp log entries (default: true)
+        --logtime_utc                Timestamps in UTC (natrium always writes UTC)
+        --log_size_limit <size>      Rotate the log file past this size (default: 0, never)
+        --max_traced_msg_len <n>     Cut traced payloads to n bytes (default: 0, no limit)
     -D, --debug                      Enable debugging output
     -V, --trace                      Trace the raw protocol
-    -DV, -VV, -DVV                   Debug and trace
+    -VV                              Verbose trace (nats-server's traces the system account too; natrium has none)
+    -DV                              Debug and trace
+    -DVV                             Debug and verbose trace
+
+Signals:
+    -sl, --signal <cmd>[=<pid>]      Send signal to a natrium process (stop, quit, reload, reopen, ldm, term);
+                                     pid is a number or a pid file; without it, the -P file
 
 Authorization options:
         --user <user>                User required for connections
@@ -89,6 +104,40 @@ const VALUE_FLAGS: &[&str] = &[
     "--tlscert",
     "--tlskey",
     "--tlscacert",
+    "-P",
+    "--pid",
+    "--ports_file_dir",
+    "-l",
+    "--log",
+    "--log_file",
+    "--log_size_limit",
+    "--max_traced_msg_len",
+    "-sl",
+    "--signal",
+    "--client_advertise",
+];
+
+/// Flags that take no value (a boolean may be written `--flag=false`).
+const BOOL_FLAGS: &[&str] = &[
+    "-h",
+    "--help",
+    "-v",
+    "--version",
+    "-t",
+    "-D",
+    "--debug",
+    "-V",
+    "--trace",
+    "-DV",
+    "-VD",
+    "-VV",
+    "-DVV",
+    "--tls",
+    "--tlsverify",
+    "-T",
+    "--logtime",
+    "--logtime_utc",
+    "--no_advertise",
 ];
 
 /// Parses the command line (without the program name).
@@ -129,11 +178,14 @@ where
                 }
             };
             flags.push((name, Some(value)));
-        } else {
-            if inline.is_some() {
-                return err(format!("flag {name} takes no value"));
+        } else if BOOL_FLAGS.contains(&name.as_str()) {
+            match inline.as_deref() {
+                None | Some("true") => flags.push((name, None)),
+                Some("false") => flags.push((name, Some("false".to_string()))),
+                Some(_) => return err(format!("flag {name} takes no value (or =true, =false)")),
             }
-            flags.push((name, None));
+        } else {
+            return err(format!("unknown flag {name} (see --help)"));
         }
     }
 
@@ -143,6 +195,7 @@ where
         ..Config::default()
     };
     let mut check_only = false;
+    let mut signal: Option<String> = None;
     // The file first, so that flags override it.
     if let Some((_, Some(path))) = flags
         .iter()
@@ -155,6 +208,8 @@ where
     }
     for (name, value) in &flags {
         let v = value.as_deref().unwrap_or_default();
+        // A boolean flag written `--flag=false`.
+        let on = v != "false";
         match name.as_str() {
             "-h" | "--help" => return Ok((Command::Help, warnings)),
             "-v" | "--version" => return Ok((Command::Version, warnings)),
@@ -169,16 +224,31 @@ where
             "-ms" | "--https_port" => {
                 set_monitor_port(&mut config.monitor, true, parse_http_port(v)?)?;
             }
-            "-D" | "--debug" => config.debug = true,
-            "-V" | "--trace" => config.trace = true,
+            "-D" | "--debug" => config.debug = on,
+            "-V" | "--trace" => config.trace = on,
             "-DV" | "-VD" => {
-                config.debug = true;
-                config.trace = true;
+                config.debug = on;
+                config.trace = on;
             }
-            "-VV" | "-DVV" => {
-                config.debug = true;
-                config.trace = true;
+            "-VV" => {
+                config.trace = on;
+                config.trace_verbose = on;
             }
+            "-DVV" => {
+                config.debug = on;
+                config.trace = on;
+                config.trace_verbose = on;
+            }
+            "-T" | "--logtime" => config.logtime = on,
+            "--logtime_utc" => config.logtime_utc = on,
+            "--no_advertise" => {}
+            "-P" | "--pid" => config.pid_file = Some(PathBuf::from(v)),
+            "--ports_file_dir" => config.ports_file_dir = Some(PathBuf::from(v)),
+            "-l" | "--log" | "--log_file" => config.logfile = Some(PathBuf::from(v)),
+            "--log_size_limit" => config.log_size_limit = parse_size_flag(name, v)? as u64,
+            "--max_traced_msg_len" => config.max_traced_msg_len = parse_count(name, v)?,
+            "--client_advertise" => config.client_advertise = Some(v.to_string()),
+            "-sl" | "--signal" => signal = Some(v.to_string()),
             "--user" => config.auth.cli_user = Some(v.to_string()),
             "--pass" => config.auth.cli_pass = Some(v.to_string()),
             "--auth" => config.auth.token = Some(v.to_string()),
@@ -193,10 +263,11 @@ where
                 config.auth.timeout = parse_duration_flag(name, v)?;
                 config.auth.timeout_set = true;
             }
-            "--tls" => {
+            "--tls" if on => {
                 config.tls.get_or_insert_with(TlsOptions::default);
             }
-            "--tlsverify" => config.tls.get_or_insert_with(TlsOptions::default).verify = true,
+            "--tls" => config.tls = None,
+            "--tlsverify" => config.tls.get_or_insert_with(TlsOptions::default).verify = on,
             "--tlscert" => {
                 config.tls.get_or_insert_with(TlsOptions::default).cert_file = Some(v.into());
             }
@@ -209,6 +280,10 @@ where
             "--write_deadline" => config.write_deadline = parse_duration_flag(name, v)?,
             _ => return err(format!("unknown flag {name} (see --help)")),
         }
+    }
+    if let Some(v) = signal {
+        let request = SignalRequest::parse(&v, config.pid_file.as_deref())?;
+        return Ok((Command::Signal(request), warnings));
     }
     config.auth.finish_cli().map_err(ConfigError)?;
     finish_tls(&mut config);

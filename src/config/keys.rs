@@ -1,11 +1,18 @@
 //! Configuration-file keys: what each key of a nats-server configuration
 //! file means for natrium (the syntax itself is [`super::syntax`]).
+//!
+//! natrium fails closed: a key it does not know is an error
+//! (`unknown field "x"`, as nats-server says), and so is a key nats-server
+//! knows but natrium does not implement (`'accounts' is not supported by
+//! natrium`). A configuration that asked for something natrium cannot do
+//! never starts a server that does less (an open one, say). Entries that
+//! only define a variable used elsewhere (`$NAME`) are not options.
 
 use super::syntax;
-use super::syntax::{Item, Map, Value};
+use super::syntax::{Entry, Item, Map, Value};
 use super::{
-    Config, ConfigError, MonitorConfig, parse_duration_str, parse_http_port, parse_port,
-    set_monitor_port, validate,
+    Config, ConfigError, MonitorConfig, check_lame_duck_duration, parse_duration_str,
+    parse_http_port, parse_port, set_monitor_port, validate,
 };
 use crate::auth::permissions::{Permissions, ResponsePermission, SubjectPermission};
 use crate::auth::{AuthConfig, NkeyUser, User};
@@ -15,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The `tls { ... }` block.
-fn tls_block(block: &Map, warnings: &mut Vec<String>) -> Result<TlsOptions, ConfigError> {
+fn tls_block(block: &Map) -> Result<TlsOptions, ConfigError> {
     let mut tls = TlsOptions::default();
     for entry in block.iter() {
         let value = &entry.value;
@@ -71,10 +78,8 @@ fn tls_block(block: &Map, warnings: &mut Vec<String>) -> Result<TlsOptions, Conf
                     }
                 };
             }
-            _ => warnings.push(format!(
-                "{}:{}: tls option '{}' is not supported by natrium and is ignored",
-                entry.key_pos.line, entry.key_pos.col, entry.key
-            )),
+            _ if is_variable(entry) => {}
+            _ => return Err(reject(entry, "tls option ", UNSUPPORTED_TLS)),
         }
     }
     Ok(tls)
@@ -128,25 +133,54 @@ pub fn apply_map(config: &mut Config, map: &Map) -> Result<Vec<String>, ConfigEr
                 let n = int_value(&entry.key, item)?;
                 config.max_subscriptions = n.max(0) as usize;
             }
-            "ping_interval" => config.ping_interval = duration_value(&entry.key, item)?,
+            "ping_interval" => config.ping_interval = seconds_or_duration(entry, &mut warnings)?,
             "ping_max" => {
                 let n = int_value(&entry.key, item)?;
                 config.ping_max = n.clamp(0, i64::from(u32::MAX)) as u32;
             }
-            "write_deadline" => config.write_deadline = duration_value(&entry.key, item)?,
+            "write_deadline" => {
+                config.write_deadline = seconds_or_duration(entry, &mut warnings)?;
+            }
             "debug" => config.debug = bool_value(&entry.key, item)?,
             "trace" => config.trace = bool_value(&entry.key, item)?,
+            "trace_verbose" => {
+                config.trace_verbose = bool_value(&entry.key, item)?;
+                config.trace = config.trace_verbose;
+            }
+            "logtime" => config.logtime = bool_value(&entry.key, item)?,
+            "logtime_utc" => config.logtime_utc = bool_value(&entry.key, item)?,
+            "log_size_limit" | "logfile_size_limit" => {
+                config.log_size_limit = size_value(&entry.key, item)? as u64;
+            }
+            "pid_file" | "pidfile" => {
+                config.pid_file = Some(PathBuf::from(str_value(&entry.key, item)?));
+            }
+            "ports_file_dir" => {
+                config.ports_file_dir = Some(PathBuf::from(str_value(&entry.key, item)?));
+            }
+            "lame_duck_duration" => {
+                let d = go_duration(&entry.key, item)?;
+                config.lame_duck_duration =
+                    check_lame_duck_duration(d).map_err(|e| at(item, &e.0))?;
+            }
+            "lame_duck_grace_period" => {
+                config.lame_duck_grace_period = go_duration(&entry.key, item)?;
+            }
+            "max_traced_msg_len" => {
+                config.max_traced_msg_len = int_value(&entry.key, item)?.max(0) as usize;
+            }
+            "client_advertise" => config.client_advertise = Some(str_value(&entry.key, item)?),
             "authorization" => {
                 let Some(block) = item.value.as_map() else {
                     return Err(at(item, "authorization must be a block { ... }"));
                 };
-                warnings.extend(config.auth.apply_block(item, block)?);
+                config.auth.apply_block(item, block)?;
             }
             "tls" => {
                 let Some(block) = item.value.as_map() else {
                     return Err(at(item, "tls must be a block { ... }"));
                 };
-                config.tls = Some(tls_block(block, &mut warnings)?);
+                config.tls = Some(tls_block(block)?);
             }
             "no_auth_user" => config.auth.no_auth_user = Some(str_value(&entry.key, item)?),
             "logfile" | "log_file" => {
@@ -184,19 +218,163 @@ pub fn apply_map(config: &mut Config, map: &Map) -> Result<Vec<String>, ConfigEr
                     n as usize
                 };
             }
-            "logtime" | "pid_file" | "lame_duck_duration" | "lame_duck_grace_period" => warnings
-                .push(format!(
-                    "{}:{}: option '{}' is not supported by natrium and is ignored",
-                    entry.key_pos.line, entry.key_pos.col, entry.key
-                )),
-            _ => warnings.push(format!(
-                "{}:{}: unknown option '{}' ignored",
-                entry.key_pos.line, entry.key_pos.col, entry.key
-            )),
+            _ if is_variable(entry) => {}
+            _ => return Err(reject(entry, "", UNSUPPORTED_TOP)),
         }
     }
     validate(config)?;
     Ok(warnings)
+}
+
+/// Top-level keys nats-server reads that natrium does not implement (each
+/// spelling nats-server accepts). Any other unknown key is an unknown field.
+const UNSUPPORTED_TOP: &[&str] = &[
+    "accounts",
+    "account_resolver",
+    "accounts_resolver",
+    "allow_non_tls",
+    "cluster",
+    "connect_error_reports",
+    "default_js_domain",
+    "disable_sublist_cache",
+    "gateway",
+    "http_base_path",
+    "https",
+    "jetstream",
+    "leaf",
+    "leafnodes",
+    "mappings",
+    "maps",
+    "max_sub_tokens",
+    "max_subscription_tokens",
+    "mqtt",
+    "no_fast_producer_stall",
+    "no_header_support",
+    "no_sublist_cache",
+    "no_sys_acc",
+    "no_system",
+    "no_system_account",
+    "ocsp",
+    "ocsp_cache",
+    "operator",
+    "operators",
+    "prof_port",
+    "reconnect_error_reports",
+    "remote_syslog",
+    "resolver",
+    "resolver_pinned_accounts",
+    "resolver_preload",
+    "resolver_tls",
+    "root",
+    "root_operator",
+    "root_operators",
+    "roots",
+    "server_tags",
+    "store_dir",
+    "storedir",
+    "syslog",
+    "system",
+    "system_account",
+    "trusted",
+    "trusted_keys",
+    "websocket",
+    "ws",
+];
+
+/// `tls { ... }` keys of nats-server's that natrium does not implement.
+const UNSUPPORTED_TLS: &[&str] = &[
+    "ca_certs_match",
+    "cert_match",
+    "cert_match_by",
+    "cert_match_skip_invalid",
+    "cert_store",
+    "certs",
+    "cipher_suites",
+    "curve_preferences",
+    "insecure",
+    "min_version",
+    "ocsp_peer",
+    "pinned_certs",
+    "verify_cert_and_check_known_urls",
+];
+
+/// `authorization { ... }` keys of nats-server's that natrium does not implement.
+const UNSUPPORTED_AUTHORIZATION: &[&str] = &["auth_callout", "callout"];
+
+/// User entry keys of nats-server's that natrium does not implement.
+const UNSUPPORTED_USER: &[&str] = &[
+    "account",
+    "allowed_connection_types",
+    "clients",
+    "connection_types",
+];
+
+/// The error for a key natrium does not take: one nats-server knows but
+/// natrium does not implement names the feature (`what` says where, e.g.
+/// "tls option "); anything else is nats-server's `unknown field "x"`.
+/// An entry that only defined a variable is not an option: it is accepted.
+fn reject(entry: &Entry, what: &str, unsupported: &[&str]) -> ConfigError {
+    let key = entry.key.to_ascii_lowercase();
+    let pos = &entry.key_pos;
+    if unsupported.contains(&key.as_str()) {
+        ConfigError(format!(
+            "{pos}: {what}'{}' is not supported by natrium",
+            entry.key
+        ))
+    } else {
+        ConfigError(format!("{pos}: unknown field {:?}", entry.key))
+    }
+}
+
+/// Whether an entry only defines a variable that a `$NAME` used.
+fn is_variable(entry: &Entry) -> bool {
+    entry.used_as_variable
+}
+
+/// A duration key where nats-server also takes a bare number of seconds
+/// (`ping_interval`, `write_deadline`): a number, or an unquoted `2m`
+/// (which the format reads as the number 2000000), is taken as seconds
+/// with nats-server's warning, as nats-server does.
+fn seconds_or_duration(entry: &Entry, warnings: &mut Vec<String>) -> Result<Duration, ConfigError> {
+    let item = &entry.value;
+    match &item.value {
+        Value::Int(n) if *n >= 0 => {
+            warnings.push(format!(
+                "{}: {} should be converted to a duration",
+                item.pos,
+                entry.key.to_ascii_lowercase()
+            ));
+            Ok(Duration::from_secs(*n as u64))
+        }
+        _ => duration_value(&entry.key, item),
+    }
+}
+
+/// A duration nats-server reads only as a string in Go's syntax
+/// (`lame_duck_duration`, `lame_duck_grace_period`): "error parsing X".
+fn go_duration(key: &str, item: &Item) -> Result<Duration, ConfigError> {
+    let key = key.to_ascii_lowercase();
+    match &item.value {
+        Value::Str(s) => match s.trim().strip_prefix('-') {
+            Some(_) if key == "lame_duck_grace_period" => Err(at(
+                item,
+                "invalid lame_duck_grace_period, needs to be positive",
+            )),
+            _ => syntax::parse_duration(s).ok_or_else(|| {
+                at(
+                    item,
+                    &format!("error parsing {key}: invalid duration {s:?}"),
+                )
+            }),
+        },
+        other => Err(at(
+            item,
+            &format!(
+                "error parsing {key}: expected a duration string such as \"2m\", got {}",
+                other.type_name()
+            ),
+        )),
+    }
 }
 
 /// An error message pointing at an item's position.
@@ -257,8 +435,7 @@ pub fn duration_value(key: &str, item: &Item) -> Result<Duration, ConfigError> {
 
 impl AuthConfig {
     /// Applies `authorization { ... }` (`item` is the block, for error positions).
-    fn apply_block(&mut self, item: &Item, block: &Map) -> Result<Vec<String>, ConfigError> {
-        let mut warnings = Vec::new();
+    fn apply_block(&mut self, item: &Item, block: &Map) -> Result<(), ConfigError> {
         let mut users: Option<Vec<User>> = None;
         let mut nkeys: Vec<NkeyUser> = Vec::new();
         let mut defaults: Option<Arc<Permissions>> = None;
@@ -273,17 +450,21 @@ impl AuthConfig {
                     self.timeout_set = true;
                 }
                 "users" => {
-                    let (u, n) = parse_users(value, &mut warnings)?;
+                    let (u, n) = parse_users(value)?;
                     users = Some(u);
                     nkeys = n;
                 }
                 "default_permission" | "default_permissions" | "permissions" => {
                     defaults = Some(Arc::new(parse_permissions(value)?));
                 }
-                _ => warnings.push(format!(
-                    "{}:{}: unknown authorization option '{}' ignored",
-                    entry.key_pos.line, entry.key_pos.col, entry.key
-                )),
+                _ if is_variable(entry) => {}
+                _ => {
+                    return Err(reject(
+                        entry,
+                        "authorization option ",
+                        UNSUPPORTED_AUTHORIZATION,
+                    ));
+                }
             }
         }
         let single = self.file_user.is_some() || self.file_pass.is_some();
@@ -319,15 +500,12 @@ impl AuthConfig {
         self.file_pass = None;
         self.users = users;
         self.nkeys = nkeys;
-        Ok(warnings)
+        Ok(())
     }
 }
 
 /// `users: [ {user: .., password: .., permissions: {..}}, {nkey: U.., ..} ]`.
-fn parse_users(
-    item: &Item,
-    warnings: &mut Vec<String>,
-) -> Result<(Vec<User>, Vec<NkeyUser>), ConfigError> {
+fn parse_users(item: &Item) -> Result<(Vec<User>, Vec<NkeyUser>), ConfigError> {
     let Some(list) = item.value.as_array() else {
         return Err(at(item, "Expected users field to be an array"));
     };
@@ -351,15 +529,8 @@ fn parse_users(
                 "permission" | "permissions" | "authorization" => {
                     permissions = Some(Arc::new(parse_permissions(&e.value)?));
                 }
-                "allowed_connection_types" | "connection_types" | "clients" | "account" => warnings
-                    .push(format!(
-                        "{}:{}: user option '{}' is not supported by natrium and is ignored",
-                        e.key_pos.line, e.key_pos.col, e.key
-                    )),
-                _ => warnings.push(format!(
-                    "{}:{}: unknown user option '{}' ignored",
-                    e.key_pos.line, e.key_pos.col, e.key
-                )),
+                _ if is_variable(e) => {}
+                _ => return Err(reject(e, "user option ", UNSUPPORTED_USER)),
             }
         }
         match nkey {

@@ -29,6 +29,12 @@ use std::time::Duration;
 
 /// Default client port.
 pub const DEFAULT_PORT: u16 = 4222;
+/// nats-server's `lame_duck_duration` default.
+pub const DEFAULT_LAME_DUCK_DURATION: Duration = Duration::from_secs(120);
+/// The shortest `lame_duck_duration` nats-server accepts.
+pub const MIN_LAME_DUCK_DURATION: Duration = Duration::from_secs(30);
+/// nats-server's `lame_duck_grace_period` default.
+pub const DEFAULT_LAME_DUCK_GRACE_PERIOD: Duration = Duration::from_secs(10);
 
 /// Everything the server needs to run.
 #[derive(Debug, Clone)]
@@ -67,8 +73,35 @@ pub struct Config {
     pub trace: bool,
     /// The file the configuration was read from, for reloads.
     pub config_file: Option<PathBuf>,
-    /// Log to this file instead of stderr (`logfile`).
+    /// Verbose tracing (`-VV`, `trace_verbose`). nats-server's also traces
+    /// its system account; natrium has none, so it traces as `-V` does.
+    pub trace_verbose: bool,
+    /// Log to this file instead of stderr (`logfile`, `-l`).
     pub logfile: Option<PathBuf>,
+    /// Timestamps on log lines (`logtime`, `-T`; on by default).
+    pub logtime: bool,
+    /// Timestamps in UTC (`logtime_utc`); natrium writes UTC either way.
+    pub logtime_utc: bool,
+    /// Rotate the log file when it would grow past this many bytes
+    /// (`log_size_limit`, `--log_size_limit`); 0 never rotates.
+    pub log_size_limit: u64,
+    /// Write the process id to this file (`pid_file`, `-P`).
+    pub pid_file: Option<PathBuf>,
+    /// Write `<exe>_<pid>.ports` with the listen URLs into this directory
+    /// (`ports_file_dir`, `--ports_file_dir`).
+    pub ports_file_dir: Option<PathBuf>,
+    /// Lame duck mode: clients are closed spread over this long
+    /// (`lame_duck_duration`, 2 minutes; at least 30 s).
+    pub lame_duck_duration: Duration,
+    /// Lame duck mode: wait this long after announcing it before closing
+    /// anyone (`lame_duck_grace_period`, 10 s).
+    pub lame_duck_grace_period: Duration,
+    /// Traced payloads and lines are cut to this many bytes
+    /// (`max_traced_msg_len`); 0 is no limit.
+    pub max_traced_msg_len: usize,
+    /// `host[:port]` announced in INFO instead of the bind address
+    /// (`client_advertise`, `--client_advertise`).
+    pub client_advertise: Option<String>,
     /// The command line this configuration came from: a reload parses it
     /// again, so that the file is re-read and flags still override it.
     pub args: Vec<String>,
@@ -122,7 +155,17 @@ impl Default for Config {
             debug: false,
             trace: false,
             config_file: None,
+            trace_verbose: false,
             logfile: None,
+            logtime: true,
+            logtime_utc: false,
+            log_size_limit: 0,
+            pid_file: None,
+            ports_file_dir: None,
+            lame_duck_duration: DEFAULT_LAME_DUCK_DURATION,
+            lame_duck_grace_period: DEFAULT_LAME_DUCK_GRACE_PERIOD,
+            max_traced_msg_len: 0,
+            client_advertise: None,
             args: Vec::new(),
             monitor: MonitorConfig::default(),
         }
@@ -136,10 +179,90 @@ pub enum Command {
     Run(Config),
     /// Check the configuration and exit (`-t`).
     Check(Config),
+    /// Send a signal to a running server and exit (`--signal`).
+    Signal(SignalRequest),
     /// Print usage.
     Help,
     /// Print the version.
     Version,
+}
+
+/// `--signal CMD[=PID]`: which signal, to which process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalRequest {
+    /// The command as given (`stop`, `quit`, `reload`, `reopen`, `ldm`, `term`).
+    pub command: String,
+    /// The Unix signal it sends.
+    pub signal: SignalKind,
+    /// Where the process id comes from.
+    pub target: SignalTarget,
+}
+
+/// The signals `--signal` can send, as nats-server maps its commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalKind {
+    /// `stop`: SIGKILL.
+    Kill,
+    /// `quit`: SIGINT.
+    Int,
+    /// `term`: SIGTERM.
+    Term,
+    /// `reload`: SIGHUP.
+    Hup,
+    /// `reopen`: SIGUSR1.
+    Usr1,
+    /// `ldm`: SIGUSR2.
+    Usr2,
+}
+
+/// The process `--signal` is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignalTarget {
+    /// A process id given on the command line (`ldm=1234`).
+    Pid(i32),
+    /// A pid file (`ldm=/run/natrium.pid`, or `-P`/`pid_file`).
+    PidFile(PathBuf),
+}
+
+impl SignalRequest {
+    /// Parses `CMD[=PID]` (PID a number or a pid file); `pid_file` is the
+    /// `-P` file used when no PID is given.
+    pub fn parse(
+        v: &str,
+        pid_file: Option<&std::path::Path>,
+    ) -> Result<SignalRequest, ConfigError> {
+        let (command, pid) = match v.split_once('=') {
+            Some((c, p)) => (c, Some(p)),
+            None => (v, None),
+        };
+        let signal = match command {
+            "stop" => SignalKind::Kill,
+            "quit" => SignalKind::Int,
+            "term" => SignalKind::Term,
+            "reload" => SignalKind::Hup,
+            "reopen" => SignalKind::Usr1,
+            "ldm" => SignalKind::Usr2,
+            _ => return err(format!("unknown signal {command:?}")),
+        };
+        let target = match (pid, pid_file) {
+            (Some(p), _) => match p.trim().parse::<i32>() {
+                Ok(n) if n > 0 => SignalTarget::Pid(n),
+                Ok(_) => return err(format!("invalid pid {p:?}")),
+                Err(_) => SignalTarget::PidFile(PathBuf::from(p)),
+            },
+            (None, Some(f)) => SignalTarget::PidFile(f.to_path_buf()),
+            (None, None) => {
+                return err(format!(
+                    "--signal {command} needs a process: {command}=PID, {command}=PIDFILE or -P PIDFILE"
+                ));
+            }
+        };
+        Ok(SignalRequest {
+            command: command.to_string(),
+            signal,
+            target,
+        })
+    }
 }
 
 /// A configuration problem that stops the server (exit code 2).
@@ -156,6 +279,38 @@ impl std::error::Error for ConfigError {}
 
 pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
     Err(ConfigError(msg.into()))
+}
+
+/// `client_advertise` as host and port: `host:port`, `[v6]:port` or just a
+/// host (then the client port is announced).
+pub fn advertise_host_port(adv: &str, port: u16) -> Result<(String, u16), ConfigError> {
+    let adv = adv.trim();
+    let (host, p) = match adv.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') || h.ends_with(']') => (h, Some(p)),
+        _ => (adv, None),
+    };
+    let host = host.trim_matches(|c| c == '[' || c == ']');
+    let port = match p {
+        None => port,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => n,
+            _ => return err(format!("client_advertise {adv:?}: invalid port {p:?}")),
+        },
+    };
+    if host.is_empty() {
+        return err(format!("client_advertise {adv:?}: no host"));
+    }
+    Ok((host.to_string(), port))
+}
+
+/// Checks a `lame_duck_duration`, as nats-server does (at least 30 s).
+pub fn check_lame_duck_duration(d: Duration) -> Result<Duration, ConfigError> {
+    if d < MIN_LAME_DUCK_DURATION {
+        return err(format!(
+            "invalid lame_duck_duration of {d:?}, minimum is 30 seconds"
+        ));
+    }
+    Ok(d)
 }
 
 /// The log level for the `debug` and `trace` options.
@@ -191,6 +346,9 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
     }
     if config.monitor.https && config.monitor.http_port.is_some() && config.tls.is_none() {
         return err("TLS cert and key required for HTTPS (https_port needs the tls options)");
+    }
+    if let Some(adv) = &config.client_advertise {
+        advertise_host_port(adv, 0)?;
     }
     if config.auth.timeout.is_zero() {
         return err("authorization timeout must be greater than 0");
@@ -367,7 +525,7 @@ mod tests {
 
     #[test]
     fn file_options_and_precedence() {
-        let text = "listen: 127.0.0.1:5000\nmax_payload: 2KB\nping_interval: \"1s\"\nauthorization { user: a, password: b, timeout: 3 }\nbogus_key: 1\n";
+        let text = "listen: 127.0.0.1:5000\nmax_payload: 2KB\nping_interval: \"1s\"\nauthorization { user: a, password: b, timeout: 3 }\nwrite_deadline: 5\n";
         let map = syntax::parse_str(text, "test.conf", None).unwrap();
         let mut c = Config::default();
         let warnings = apply_map(&mut c, &map).unwrap();
@@ -377,8 +535,96 @@ mod tests {
         assert_eq!(c.ping_interval, Duration::from_secs(1));
         assert_eq!(c.auth.timeout, Duration::from_secs(3));
         assert_eq!(c.auth.users.len(), 1);
-        assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].contains("bogus_key") && warnings[0].starts_with("5:1"));
+        assert_eq!(c.write_deadline, Duration::from_secs(5));
+        assert_eq!(
+            warnings,
+            ["test.conf:5:17: write_deadline should be converted to a duration"]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_at_every_level() {
+        for (text, want) in [
+            (
+                "max_paylod: 1",
+                "test.conf:1:1: unknown field \"max_paylod\"",
+            ),
+            (
+                "port: 1\nauthorization {\n  usres: [ {user: a, password: b} ]\n}",
+                "test.conf:3:3: unknown field \"usres\"",
+            ),
+            (
+                "authorization { users: [ {user: a, password: b, shoe_size: 9} ] }",
+                "test.conf:1:49: unknown field \"shoe_size\"",
+            ),
+            (
+                "tls { cert_fil: x }",
+                "test.conf:1:7: unknown field \"cert_fil\"",
+            ),
+        ] {
+            assert_eq!(load_err(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn unimplemented_nats_server_keys_are_errors_naming_the_feature() {
+        for key in [
+            "accounts { APP: { users: [ {user: a, password: b} ] } }",
+            "operator: \"op.jwt\"",
+            "resolver: MEMORY",
+            "resolver_preload { A: x }",
+            "system_account: SYS",
+            "cluster { port: 6222 }",
+            "gateway { name: x }",
+            "websocket { port: 8080 }",
+            "mqtt { port: 1883 }",
+            "jetstream: true",
+            "leafnodes { port: 7422 }",
+        ] {
+            let name = key.split([' ', ':']).next().unwrap();
+            let e = load_err(key);
+            assert_eq!(
+                e,
+                format!("test.conf:1:1: '{name}' is not supported by natrium"),
+                "{key}"
+            );
+        }
+        let e = load_err("tls { pinned_certs: [] }");
+        assert!(
+            e.ends_with("tls option 'pinned_certs' is not supported by natrium"),
+            "{e}"
+        );
+        let e = load_err("authorization { users: [ {user: a, password: b, account: X} ] }");
+        assert!(
+            e.ends_with("user option 'account' is not supported by natrium"),
+            "{e}"
+        );
+        let e = load_err("authorization { auth_callout { issuer: x } }");
+        assert!(e.contains("'auth_callout' is not supported"), "{e}");
+    }
+
+    #[test]
+    fn variables_are_not_unknown_keys() {
+        let (c, w) =
+            load("TOKEN: abc\nPORT: 4333\nport: $PORT\nauthorization { token: $TOKEN }\n").unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.port, 4333);
+        assert_eq!(c.auth.token.as_deref(), Some("abc"));
+        assert!(load_err("TOKEN: abc\n").contains("unknown field \"TOKEN\""));
+    }
+
+    #[test]
+    fn unquoted_durations_warn_as_nats_server_does() {
+        let (c, w) = load("ping_interval: 2m\n").unwrap();
+        // The format reads 2m as 2000000: nats-server takes it as seconds and warns.
+        assert_eq!(c.ping_interval, Duration::from_secs(2_000_000));
+        assert_eq!(
+            w,
+            ["test.conf:1:16: ping_interval should be converted to a duration"]
+        );
+        let (c, w) = load("ping_interval: \"2m\"\n").unwrap();
+        assert_eq!(c.ping_interval, Duration::from_secs(120));
+        assert!(w.is_empty());
     }
 
     fn load(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
@@ -600,7 +846,7 @@ no_auth_user: guest
     #[test]
     fn tls_block_keys() {
         let (c, w) = load(
-            "tls {\n cert_file: \"c.pem\"\n key_file: k.pem\n ca_file: ca.pem\n verify: true\n timeout: 0.5\n handshake_first: \"300ms\"\n connection_rate_limit: 500\n pinned_certs: []\n}\n",
+            "tls {\n cert_file: \"c.pem\"\n key_file: k.pem\n ca_file: ca.pem\n verify: true\n timeout: 0.5\n handshake_first: \"300ms\"\n connection_rate_limit: 500\n}\n",
         )
         .unwrap();
         let tls = c.tls.unwrap();
@@ -614,8 +860,7 @@ no_auth_user: guest
             tls.handshake_first,
             HandshakeFirst::Fallback(Duration::from_millis(300))
         );
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].contains("pinned_certs"));
+        assert!(w.is_empty(), "{w:?}");
         let (c, _) = load("tls { handshake_first: true, timeout: \"3s\" }").unwrap();
         let tls = c.tls.unwrap();
         assert_eq!(tls.handshake_first, HandshakeFirst::On);
@@ -656,15 +901,83 @@ no_auth_user: guest
     }
 
     #[test]
-    fn logfile_monitoring_and_unknown_user_options() {
+    fn logfile() {
+        let (c, w) = load("logfile: \"/tmp/natrium.log\"\n").unwrap();
+        assert_eq!(c.logfile, Some(PathBuf::from("/tmp/natrium.log")));
+        assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn operations_flags_and_keys() {
+        let c = run(&[
+            "-P",
+            "/tmp/n.pid",
+            "--ports_file_dir",
+            "/tmp",
+            "-l",
+            "/tmp/n.log",
+            "--logtime=false",
+            "--log_size_limit",
+            "10MB",
+            "--max_traced_msg_len",
+            "64",
+            "-VV",
+        ]);
+        assert_eq!(c.pid_file, Some(PathBuf::from("/tmp/n.pid")));
+        assert_eq!(c.ports_file_dir, Some(PathBuf::from("/tmp")));
+        assert_eq!(c.logfile, Some(PathBuf::from("/tmp/n.log")));
+        assert!(!c.logtime && c.trace && c.trace_verbose && !c.debug);
+        assert_eq!(c.log_size_limit, 10 << 20);
+        assert_eq!(c.max_traced_msg_len, 64);
+        assert!(run(&[]).logtime);
+        assert!(parse_args(["--logtime=maybe"]).is_err());
         let (c, w) = load(
-            "logfile: \"/tmp/natrium.log\"\npid_file: \"/tmp/x.pid\"\nauthorization { users: [ {user: a, password: b, account: X, colour: red} ] }\n",
+            "pid_file: \"/run/n.pid\"\nports_file_dir: /tmp\nlogtime: false\nlog_size_limit: 1MB\nlame_duck_duration: \"45s\"\nlame_duck_grace_period: \"1s\"\nmax_traced_msg_len: 10\nclient_advertise: \"a.example:4333\"\ntrace_verbose: true\n",
         )
         .unwrap();
-        assert_eq!(c.logfile, Some(PathBuf::from("/tmp/natrium.log")));
-        assert_eq!(w.len(), 3, "{w:?}");
-        assert!(w[0].starts_with("2:1") && w[0].contains("pid_file"));
-        assert!(w[1].contains("'account'") && w[2].contains("'colour'"));
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.pid_file, Some(PathBuf::from("/run/n.pid")));
+        assert_eq!(c.lame_duck_duration, Duration::from_secs(45));
+        assert_eq!(c.lame_duck_grace_period, Duration::from_secs(1));
+        assert_eq!(c.client_advertise.as_deref(), Some("a.example:4333"));
+        assert!(c.trace && c.trace_verbose && !c.logtime);
+        assert_eq!(c.log_size_limit, 1 << 20);
+        let d = Config::default();
+        assert_eq!(d.lame_duck_duration, Duration::from_secs(120));
+        assert_eq!(d.lame_duck_grace_period, Duration::from_secs(10));
+        assert!(load_err("lame_duck_duration: \"29s\"").contains("minimum is 30 seconds"));
+        assert!(load_err("lame_duck_duration: 60").contains("error parsing lame_duck_duration"));
+        assert!(load_err("lame_duck_grace_period: \"-1s\"").contains("needs to be positive"));
+        assert!(load_err("client_advertise: \"h:x\"").contains("invalid port"));
+    }
+
+    #[test]
+    fn signal_requests() {
+        let req = |args: &[&str]| match parse_args(args.iter().copied()).unwrap().0 {
+            Command::Signal(r) => r,
+            other => panic!("{other:?}"),
+        };
+        let r = req(&["--signal", "ldm=42"]);
+        assert_eq!(
+            (r.signal, r.target),
+            (SignalKind::Usr2, SignalTarget::Pid(42))
+        );
+        let r = req(&["-sl", "reload", "-P", "/run/n.pid"]);
+        assert_eq!(r.signal, SignalKind::Hup);
+        assert_eq!(r.target, SignalTarget::PidFile(PathBuf::from("/run/n.pid")));
+        let r = req(&["--signal", "stop=/run/x.pid"]);
+        assert_eq!(r.signal, SignalKind::Kill);
+        assert_eq!(r.target, SignalTarget::PidFile(PathBuf::from("/run/x.pid")));
+        for (cmd, kind) in [
+            ("quit=1", SignalKind::Int),
+            ("term=1", SignalKind::Term),
+            ("reopen=1", SignalKind::Usr1),
+        ] {
+            assert_eq!(req(&["--signal", cmd]).signal, kind);
+        }
+        assert!(parse_args(["--signal", "ldm"]).is_err());
+        assert!(parse_args(["--signal", "nap=1"]).is_err());
+        assert!(parse_args(["--signal", "ldm=0"]).is_err());
     }
 
     #[test]

@@ -12,7 +12,11 @@
 //! * `#` and `//` comments to the end of the line. `//` only starts a comment
 //!   where a new token could start, so `url: nats://host:4222` is a string.
 //! * Blocks `key { ... }`, `key: { ... }`, `key = { ... }`, nested up to
-//!   [`MAX_DEPTH`] levels; the top level is an implicit map.
+//!   [`MAX_DEPTH`] levels; the top level is an implicit map. A block's `{`
+//!   may open on a later line than its key (`authorization` then `{`).
+//! * Each entry records whether a later `$NAME` used it as a variable
+//!   ([`Entry::used_as_variable`]), so that callers can tell a variable
+//!   definition from an unknown option.
 //! * Arrays `[a, b, c]` whose elements are separated by commas and/or
 //!   newlines (a trailing comma is allowed).
 //! * Double-quoted strings with escapes (`\" \\ \/ \n \t \r \b \f \uXXXX`),
@@ -221,6 +225,9 @@ pub struct Entry {
     pub key_pos: Pos,
     /// The value.
     pub value: Item,
+    /// Whether a later `$NAME` referred to this entry: a variable definition
+    /// rather than an option (nats-server does not call it an unknown field).
+    pub used_as_variable: bool,
 }
 
 /// An ordered list of entries; duplicates are kept, lookups return the last.
@@ -285,7 +292,12 @@ impl ConfError {
 
 impl fmt::Display for ConfError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.pos, self.message)
+        if self.pos.line == 0 {
+            // Not tied to a place in the file (it could not be read).
+            write!(f, "{}: {}", self.pos.file, self.message)
+        } else {
+            write!(f, "{}: {}", self.pos, self.message)
+        }
     }
 }
 
@@ -747,6 +759,7 @@ impl<'c, 'e> Parser<'c, 'e> {
                 self.skip_inline_ws();
             }
             Some('{' | '[') => {}
+            Some('\n' | '\r') | Some('#' | '/') if self.block_on_a_later_line() => {}
             _ if self.at_value_end() => {}
             Some(c) if !spaced => {
                 return Err(self.err_here(format!(
@@ -769,8 +782,23 @@ impl<'c, 'e> Parser<'c, 'e> {
             key,
             key_pos,
             value,
+            used_as_variable: false,
         });
         Ok(())
+    }
+
+    /// After a key with nothing else on its line: whether the value is a
+    /// block whose `{` opens on a later line (`authorization\n{ ... }`, as
+    /// nats-server reads it). If so the cursor is left at the `{`;
+    /// otherwise it has not moved.
+    fn block_on_a_later_line(&mut self) -> bool {
+        let at = (self.cur.idx, self.cur.line, self.cur.col);
+        self.skip_blank();
+        if self.cur.peek() == Some('{') {
+            return true;
+        }
+        (self.cur.idx, self.cur.line, self.cur.col) = at;
+        false
     }
 
     /// Parses a key: a quoted string or a bare word. Returns it and whether it was quoted.
@@ -1049,10 +1077,11 @@ impl<'c, 'e> Parser<'c, 'e> {
         }
         let defined = self
             .scopes
-            .iter()
+            .iter_mut()
             .rev()
-            .find_map(|scope| scope.entries.iter().rev().find(|e| e.key == name));
+            .find_map(|scope| scope.entries.iter_mut().rev().find(|e| e.key == name));
         if let Some(entry) = defined {
+            entry.used_as_variable = true;
             return Ok(Item {
                 value: entry.value.value.clone(),
                 pos,
@@ -1251,6 +1280,29 @@ mod tests {
         assert_eq!(m.get("path").and_then(Item::as_str), Some("/var/log/x.log"));
         assert!(parse("# only a comment").is_empty());
         assert!(parse("").is_empty());
+    }
+
+    #[test]
+    fn block_brace_on_a_later_line() {
+        let m =
+            parse("authorization\n{\n  user: a\n}\ntls # why\n\n  {\n verify: true }\nport: 1\n");
+        assert_eq!(at(&m, &["authorization", "user"]).as_str(), Some("a"));
+        assert_eq!(at(&m, &["tls", "verify"]).as_bool(), Some(true));
+        assert_eq!(m.get("port").and_then(Item::as_int), Some(1));
+        assert_err("a\nb: 1\n", 1, 2, "expected value for key 'a'");
+    }
+
+    #[test]
+    fn entries_used_as_variables_are_marked() {
+        let m = parse("TOKEN: abc\nUNUSED: x\nauthorization { token: $TOKEN }\n");
+        let used: Vec<(&str, bool)> = m
+            .iter()
+            .map(|e| (e.key.as_str(), e.used_as_variable))
+            .collect();
+        assert_eq!(
+            used,
+            [("TOKEN", true), ("UNUSED", false), ("authorization", false)]
+        );
     }
 
     #[test]
@@ -1659,7 +1711,8 @@ mod tests {
         assert!(e.message.contains("cannot read"), "{e}");
         assert!(
             e.to_string()
-                .starts_with(&format!("{}:0:0: ", missing.display()))
+                .starts_with(&format!("{}: cannot read", missing.display())),
+            "no :0:0: position for a file that cannot be read: {e}"
         );
         let bin = dir.0.join("bin.conf");
         std::fs::write(&bin, [0x61, 0x3a, 0x20, 0xff, 0xfe]).unwrap();

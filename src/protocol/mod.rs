@@ -6,6 +6,7 @@
 //!   PING/PONG, the no-responders status) and the CONNECT JSON it reads.
 //! - [`error`]: protocol errors, their exact `-ERR` texts and whether the
 //!   connection survives them.
+//! - [`trace`]: how operations and payloads are shown in the log.
 //!
 //! Depends on nothing else in the crate. Everything above may use it: the
 //! server loop, auth (CONNECT fields, `go_quote`), monitoring (the version
@@ -13,4 +14,5 @@
 
 pub mod error;
 pub mod parser;
+pub mod trace;
 pub mod wire;

@@ -194,6 +194,9 @@ pub struct ServerInfo<'a> {
     pub tls_required: bool,
     /// Whether the client must present a certificate (`tls_verify`).
     pub tls_verify: bool,
+    /// The server is in lame duck mode (`ldm`): clients should reconnect
+    /// to another server.
+    pub lame_duck_mode: bool,
 }
 
 impl InfoTemplate {
@@ -223,6 +226,9 @@ impl InfoTemplate {
         push_usize(&mut p, info.max_payload);
         if info.auth_required {
             p.extend_from_slice(b",\"auth_required\":true");
+        }
+        if info.lame_duck_mode {
+            p.extend_from_slice(b",\"ldm\":true");
         }
         p.push(b',');
         InfoTemplate { prefix: p }
@@ -299,6 +305,7 @@ mod tests {
             auth_required: true,
             tls_required: false,
             tls_verify: false,
+            lame_duck_mode: false,
         });
         let mut out = Vec::new();
         t.push(&mut out, 7, "127.0.0.1", Some("nonce"));

@@ -138,6 +138,7 @@ impl Server {
         );
         client.out.clear();
         client.out_pos = 0;
+        client.trace_mark = 0;
         if !client.mid_frame && client.tls.is_none() {
             // Only at a frame boundary, or the client would read garbage
             // (and never around a TLS session: it would break the stream).

@@ -211,6 +211,9 @@ pub struct Client {
     pub out: Vec<u8>,
     /// How much of `out` has been written.
     pub out_pos: usize,
+    /// How much of `out` has been traced (`-V`): `out[trace_mark..]` is
+    /// new since the last flush.
+    pub trace_mark: usize,
     /// Whether the server has this client on its list to flush this turn.
     pub dirty: bool,
     /// Whether WRITABLE interest is registered (only while output is pending).
@@ -285,6 +288,7 @@ impl Client {
             carry: Vec::new(),
             out: Vec::new(),
             out_pos: 0,
+            trace_mark: 0,
             dirty: false,
             write_interest: false,
             last_write_progress: now,
@@ -440,6 +444,7 @@ impl Client {
         if self.pending() == 0 && self.out.capacity() > 0 {
             self.out = Vec::new();
             self.out_pos = 0;
+            self.trace_mark = 0;
         }
         if self.carry.is_empty() && self.carry.capacity() > 0 {
             self.carry = Vec::new();

@@ -31,7 +31,9 @@ mod auth_defer;
 mod backpressure;
 pub mod client;
 mod dispatch;
+pub mod logging;
 mod monitoring;
+mod ops;
 mod reload;
 mod tls_io;
 
@@ -42,6 +44,7 @@ use crate::auth::bcrypt_worker::AuthWorker;
 use crate::config::Config;
 use crate::protocol::error::ProtoError;
 use crate::protocol::parser::{Limits, Need, Op, Parsed, parse};
+use crate::protocol::trace;
 use crate::protocol::wire::{self, InfoTemplate, ServerInfo};
 use crate::server::client::{Client, CloseReason, Phase};
 use crate::sublist::Sublist;
@@ -50,7 +53,7 @@ use log::{debug, error, info, log_enabled, trace, warn};
 use memchr::memchr;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 use std::io::{self, Read};
@@ -112,6 +115,8 @@ pub struct Stats {
     pub stale_connections: u64,
 }
 
+pub(crate) use ops::LameDuck;
+
 /// The server: listener, clients, subscriptions and loop state.
 pub struct Server {
     /// Options in force.
@@ -167,6 +172,10 @@ pub struct Server {
     next_tick: Instant,
     /// HTTP monitoring, when enabled (`src/monitor/`).
     pub(crate) monitor: Option<Box<crate::monitor::Monitor>>,
+    /// Lame duck mode, once entered (SIGUSR2).
+    lame_duck: Option<LameDuck>,
+    /// The pid and ports files written at start, removed at exit.
+    process_files: Vec<std::path::PathBuf>,
 }
 
 /// What handling signals asks the loop to do.
@@ -196,7 +205,7 @@ impl Server {
         };
         let monitor = crate::monitor::Monitor::bind(&config, poll.registry(), tls_config.as_ref())?;
         let server_id = new_server_id();
-        let info = info_template(&config, &server_id, local_addr.port());
+        let info = info_template(&config, &server_id, local_addr.port(), false);
         // Timers are checked on a housekeeping tick, fine enough for the
         // shortest of them.
         let mut shortest = config
@@ -244,6 +253,8 @@ impl Server {
             tick,
             next_tick: Instant::now() + tick,
             monitor,
+            lame_duck: None,
+            process_files: Vec::new(),
         })
     }
 
@@ -257,10 +268,11 @@ impl Server {
         &self.server_id
     }
 
-    /// Handles SIGINT/SIGTERM (graceful shutdown; a second one exits at
-    /// once) and SIGHUP (configuration reload) inside the loop.
+    /// Handles, inside the loop, SIGINT/SIGTERM (graceful shutdown; a
+    /// second one exits at once), SIGHUP (configuration reload), SIGUSR1
+    /// (reopen the log file) and SIGUSR2 (lame duck mode).
     pub fn handle_signals(&mut self) -> io::Result<()> {
-        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2])?;
         self.poll
             .registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
@@ -268,12 +280,20 @@ impl Server {
         Ok(())
     }
 
-    /// Runs the loop until shutdown completes.
+    /// Runs the loop until shutdown completes; the pid and ports files
+    /// exist while it runs.
     pub fn run(&mut self) -> io::Result<()> {
         info!("Starting natrium {}", env!("CARGO_PKG_VERSION"));
         self.log_monitor_start();
         info!("Listening for client connections on {}", self.local_addr);
+        self.write_process_files();
         info!("Server is ready");
+        let result = self.run_loop();
+        self.remove_process_files();
+        result
+    }
+
+    fn run_loop(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
@@ -282,6 +302,7 @@ impl Server {
                     .stalled
                     .iter()
                     .map(|stall| stall.until)
+                    .chain(self.lame_duck_wake())
                     .fold(self.next_tick, Instant::min);
                 wake.saturating_duration_since(now)
             } else {
@@ -582,7 +603,10 @@ impl Server {
                             self.dispatch(key, op)
                         }
                         Ok(_) => Ok(()),
-                        Err(e) => Err(e),
+                        Err(e) => {
+                            self.log_parse_error(key, &e, &carry);
+                            Err(e)
+                        }
                     };
                     carry.clear();
                     if let Err(e) = result
@@ -606,6 +630,9 @@ impl Server {
                     return;
                 }
                 Err(e) => {
+                    let mut input = carry;
+                    input.extend_from_slice(&data[pos..data.len().min(pos + trace::PROTO_SNIPPET)]);
+                    self.log_parse_error(key, &e, &input);
                     self.on_error(key, e);
                     return;
                 }
@@ -652,6 +679,7 @@ impl Server {
                     break;
                 }
                 Err(e) => {
+                    self.log_parse_error(key, &e, &data[pos..]);
                     self.on_error(key, e);
                     return;
                 }
@@ -693,13 +721,32 @@ impl Server {
         !fatal && self.clients.get(key).is_some_and(|c| !c.is_closing())
     }
 
-    /// Logs an operation's control line at trace level.
+    /// Traces an operation from a client (`-V`): its control line, and
+    /// the payload of a PUB or HPUB, as nats-server does.
     fn trace_op(&self, key: usize, bytes: &[u8]) {
-        if log_enabled!(log::Level::Trace) {
+        if log_enabled!(log::Level::Trace)
+            && let Some(client) = self.clients.get(key)
+        {
+            let max = self.config.max_traced_msg_len;
+            let who = client.describe();
             let line_end = memchr(b'\n', bytes).unwrap_or(bytes.len());
-            let line = String::from_utf8_lossy(&bytes[..line_end]);
-            let cid = self.clients.get(key).map_or(0, |c| c.cid);
-            trace!("cid:{cid} <<- [{}]", line.trim_end());
+            trace!("{who} - <<- {}", trace::control_line(&bytes[..line_end]));
+            if let Some(payload) = trace::in_payload(bytes) {
+                trace!("{who} - <<- MSG_PAYLOAD: {}", trace::payload(payload, max));
+            }
+        }
+    }
+
+    /// Logs input that did not parse, with the client and its first bytes
+    /// (nats-server's `Client parser ERROR`), at the default level: whoever
+    /// typed `SUB foo` into telnet can see why the connection closed.
+    fn log_parse_error(&self, key: usize, e: &ProtoError, input: &[u8]) {
+        if let Some(client) = self.clients.get(key) {
+            error!(
+                "{} - Client parser ERROR ({e:?}): proto={}",
+                client.describe(),
+                trace::snippet(input)
+            );
         }
     }
 
@@ -742,7 +789,12 @@ impl Server {
             self.closing.push(key);
             return;
         }
-        match client.write_pending(now) {
+        if log_enabled!(log::Level::Trace) {
+            trace_out(client, self.config.max_traced_msg_len);
+        }
+        let written = client.write_pending(now);
+        client.trace_mark = client.out.len();
+        match written {
             Ok(done) => {
                 if done == client.write_interest {
                     let interest = if done {
@@ -798,6 +850,7 @@ impl Server {
         if !reason.flushes() {
             client.out.clear();
             client.out_pos = 0;
+            client.trace_mark = 0;
         }
         let level = match reason {
             CloseReason::ClientClosed | CloseReason::ServerShutdown => log::Level::Debug,
@@ -827,7 +880,11 @@ impl Server {
             self.remove_client(key);
             return;
         }
+        if log_enabled!(log::Level::Trace) {
+            trace_out(client, self.config.max_traced_msg_len);
+        }
         let mut written = client.write_pending(now);
+        client.trace_mark = client.out.len();
         if matches!(written, Ok(true))
             && client
                 .tls
@@ -1035,6 +1092,7 @@ impl Server {
         for key in stalled {
             self.slow_consumer_write_deadline(key);
         }
+        self.lame_duck_tick(now);
         self.monitor_tick(now);
     }
 
@@ -1055,6 +1113,8 @@ impl Server {
                     self.begin_shutdown();
                 }
                 SIGHUP => self.reload(),
+                SIGUSR1 => self.reopen_log(),
+                SIGUSR2 => self.enter_lame_duck(),
                 _ => {}
             }
         }
@@ -1081,6 +1141,23 @@ impl Server {
             {
                 *deadline = grace;
             }
+        }
+    }
+}
+
+/// Traces what the server is about to write to `client` (`-V`): each
+/// operation's line, and the payload of a MSG or HMSG.
+fn trace_out(client: &mut Client, max: usize) {
+    let from = client.trace_mark.clamp(client.out_pos, client.out.len());
+    client.trace_mark = client.out.len();
+    if from == client.out.len() {
+        return;
+    }
+    let who = client.describe();
+    for op in trace::out_ops(&client.out[from..]) {
+        trace!("{who} - ->> {}", trace::control_line(op.line));
+        if let Some(payload) = op.payload {
+            trace!("{who} - ->> MSG_PAYLOAD: {}", trace::payload(payload, max));
         }
     }
 }
@@ -1116,12 +1193,27 @@ pub fn complete_carry(
 }
 
 /// The INFO shared by all connections, from the options in force.
-pub(crate) fn info_template(config: &Config, server_id: &str, port: u16) -> InfoTemplate {
+pub(crate) fn info_template(
+    config: &Config,
+    server_id: &str,
+    port: u16,
+    lame_duck_mode: bool,
+) -> InfoTemplate {
+    // client_advertise replaces the bind address (checked when read).
+    let advertised = config
+        .client_advertise
+        .as_deref()
+        .and_then(|adv| crate::config::advertise_host_port(adv, port).ok());
+    let (host, port) = match &advertised {
+        Some((host, port)) => (host.as_str(), *port),
+        None => (config.host.as_str(), port),
+    };
     InfoTemplate::new(&ServerInfo {
         server_id,
         server_name: config.server_name.as_deref().unwrap_or(server_id),
-        host: &config.host,
+        host,
         port,
+        lame_duck_mode,
         max_payload: config.max_payload,
         auth_required: config.auth.announce_required(),
         tls_required: config.tls.is_some(),

@@ -1,5 +1,6 @@
 //! SIGHUP: re-read the configuration file and apply what can change while
-//! running; what cannot (the listen address) is logged.
+//! running (a new log file is opened); what cannot (the listen address,
+//! the pid and ports files) is logged.
 
 use super::Server;
 use super::info_template;
@@ -35,7 +36,7 @@ impl Server {
         match parsed {
             Ok((fresh, warnings)) => {
                 for w in warnings {
-                    warn!("{}: {w}", path.display());
+                    warn!("{w}");
                 }
                 if fresh.host != self.config.host || fresh.port != self.config.port {
                     warn!(
@@ -44,7 +45,22 @@ impl Server {
                     );
                 }
                 if fresh.logfile != self.config.logfile {
-                    warn!("Reload: the log file cannot change without a restart");
+                    match &fresh.logfile {
+                        Some(path) => {
+                            match super::logging::reopen(Some(path), fresh.log_size_limit) {
+                                Ok(line) => info!("{line}"),
+                                Err(line) => error!("{line}"),
+                            }
+                        }
+                        None => super::logging::to_stderr(),
+                    }
+                } else if fresh.log_size_limit != self.config.log_size_limit {
+                    let _ = super::logging::reopen(None, fresh.log_size_limit);
+                }
+                if fresh.pid_file != self.config.pid_file
+                    || fresh.ports_file_dir != self.config.ports_file_dir
+                {
+                    warn!("Reload: pid_file and ports_file_dir cannot change without a restart");
                 }
                 self.apply_reload(fresh);
                 info!("Reloaded server configuration");
@@ -74,6 +90,15 @@ impl Server {
         }
         c.debug = fresh.debug;
         c.trace = fresh.trace;
+        c.trace_verbose = fresh.trace_verbose;
+        c.max_traced_msg_len = fresh.max_traced_msg_len;
+        c.logfile = fresh.logfile;
+        c.log_size_limit = fresh.log_size_limit;
+        c.logtime = fresh.logtime;
+        super::logging::set_logtime(c.logtime);
+        c.lame_duck_duration = fresh.lame_duck_duration;
+        c.lame_duck_grace_period = fresh.lame_duck_grace_period;
+        c.client_advertise = fresh.client_advertise;
         self.limits = Limits {
             max_control_line: c.max_control_line,
             max_payload: c.max_payload,
@@ -103,7 +128,7 @@ impl Server {
                 Err(e) => error!("Reload: keeping the running TLS settings: {e}"),
             }
         }
-        self.info = info_template(c, &self.server_id, self.local_addr.port());
+        self.info = info_template(c, &self.server_id, self.local_addr.port(), false);
         // Credentials and permissions apply to existing connections too.
         self.reauthorize_clients();
     }

@@ -35,6 +35,14 @@ impl TestServer {
         TestServer::spawn(command)
     }
 
+    /// Starts `natrium -a 127.0.0.1 -p -1 <args>` without `-D`: only what
+    /// the default level logs.
+    pub fn start_at_default_level() -> TestServer {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_natrium"));
+        command.args(["-a", "127.0.0.1", "-p", "-1"]);
+        TestServer::spawn(command)
+    }
+
     /// Runs `command` (which must start natrium with `-D`, or exec it),
     /// collects its log, and waits until it says where it listens.
     fn spawn(mut command: Command) -> TestServer {
