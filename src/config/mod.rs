@@ -74,6 +74,8 @@ pub struct Config {
     pub args: Vec<String>,
     /// HTTP monitoring (`-m`, `http_port`, `http`): see [`MonitorConfig`].
     pub monitor: MonitorConfig,
+    /// Leaf-node links (`leafnodes { ... }`): see `crate::leaf::options`.
+    pub leafnodes: crate::leaf::options::LeafOptions,
 }
 
 /// Options of the HTTP monitoring endpoint (`src/monitor/`).
@@ -125,6 +127,7 @@ impl Default for Config {
             logfile: None,
             args: Vec::new(),
             monitor: MonitorConfig::default(),
+            leafnodes: Default::default(),
         }
     }
 }

@@ -29,7 +29,7 @@ struct Entry {
 }
 
 impl Entry {
-    fn from_link(&self, link: LinkId) -> u32 {
+    fn part_of(&self, link: LinkId) -> u32 {
         self.by_link
             .iter()
             .find(|(l, _)| *l == link)
@@ -67,6 +67,9 @@ impl Applied {
         (before != after).then_some((before, after))
     }
 }
+
+/// Subject, queue group and the interest a link sees in them.
+pub type Seen<'a> = (&'a [u8], Option<&'a [u8]>, u32);
 
 /// Interest by subject and queue group.
 #[derive(Debug, Default)]
@@ -130,7 +133,7 @@ impl Interest {
         };
         let entry = self.map.entry(key.clone()).or_default();
         let before = entry.total;
-        let old = entry.from_link(link);
+        let old = entry.part_of(link);
         entry.total = entry.total.saturating_sub(old).saturating_add(count);
         entry.by_link.retain(|(l, _)| *l != link);
         if count > 0 {
@@ -149,21 +152,21 @@ impl Interest {
     }
 
     /// What `link` contributes to this subject/queue.
-    pub fn from_link(&self, subject: &[u8], queue: Option<&[u8]>, link: LinkId) -> u32 {
+    pub fn link_part(&self, subject: &[u8], queue: Option<&[u8]>, link: LinkId) -> u32 {
         let key = Key {
             subject: subject.into(),
             queue: queue.map(Into::into),
         };
-        self.map.get(&key).map_or(0, |e| e.from_link(link))
+        self.map.get(&key).map_or(0, |e| e.part_of(link))
     }
 
     /// Everything `link` should be told about (for the burst after a
     /// handshake): subject, queue and the interest it sees.
-    pub fn seen_by(&self, link: LinkId) -> Vec<(&[u8], Option<&[u8]>, u32)> {
+    pub fn seen_by(&self, link: LinkId) -> Vec<Seen<'_>> {
         self.map
             .iter()
             .filter_map(|(k, e)| {
-                let n = e.total.saturating_sub(e.from_link(link));
+                let n = e.total.saturating_sub(e.part_of(link));
                 (n > 0).then_some((&*k.subject, k.queue.as_deref(), n))
             })
             .collect()
@@ -228,7 +231,7 @@ mod tests {
         assert_eq!(i.seen_by(2), vec![(&b"foo"[..], Some(&b"q"[..]), 4)]);
         let a = i.set_link(b"foo", Some(b"q"), 1, 0);
         assert_eq!(a.seen_by(2), Some((4, 1)));
-        assert_eq!(i.from_link(b"foo", Some(b"q"), 1), 0);
+        assert_eq!(i.link_part(b"foo", Some(b"q"), 1), 0);
         i.local(b"foo", Some(b"q"), false);
         assert!(i.is_empty());
     }

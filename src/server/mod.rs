@@ -31,6 +31,7 @@ mod auth_defer;
 mod backpressure;
 pub mod client;
 mod dispatch;
+mod leaf;
 mod monitoring;
 mod reload;
 mod tls_io;
@@ -64,8 +65,10 @@ const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 /// Wake-ups from the bcrypt worker.
 const WAKER: Token = Token(2);
+/// The leafnode listener (`server/leaf.rs`).
+pub(crate) const LEAF_LISTENER: Token = Token(3);
 /// Client `k` of the slab has token `FIRST_CLIENT + k`.
-const FIRST_CLIENT: usize = 3;
+pub(crate) const FIRST_CLIENT: usize = 4;
 
 /// Size of the shared read buffer (one read syscall's worth).
 const READ_SIZE: usize = 64 * 1024;
@@ -167,6 +170,8 @@ pub struct Server {
     next_tick: Instant,
     /// HTTP monitoring, when enabled (`src/monitor/`).
     pub(crate) monitor: Option<Box<crate::monitor::Monitor>>,
+    /// Leaf-node links and their interest books, when configured (`server/leaf.rs`).
+    pub(crate) leaf: Option<Box<leaf::LeafState>>,
 }
 
 /// What handling signals asks the loop to do.
@@ -195,6 +200,7 @@ impl Server {
             None => None,
         };
         let monitor = crate::monitor::Monitor::bind(&config, poll.registry(), tls_config.as_ref())?;
+        let leaf = leaf::LeafState::new(&config, &poll)?;
         let server_id = new_server_id();
         let info = info_template(&config, &server_id, local_addr.port());
         // Timers are checked on a housekeeping tick, fine enough for the
@@ -244,6 +250,7 @@ impl Server {
             tick,
             next_tick: Instant::now() + tick,
             monitor,
+            leaf,
         })
     }
 
@@ -273,6 +280,9 @@ impl Server {
         info!("Starting natrium {}", env!("CARGO_PKG_VERSION"));
         self.log_monitor_start();
         info!("Listening for client connections on {}", self.local_addr);
+        if let Some(addr) = self.leaf_addr() {
+            info!("Listening for leafnode connections on {addr}");
+        }
         info!("Server is ready");
         let mut events = Events::with_capacity(1024);
         loop {
@@ -301,6 +311,7 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(),
+                    LEAF_LISTENER => self.accept_leafs(),
                     WAKER => self.on_auth_verdicts(),
                     SIGNALS => {
                         if let SignalAction::ExitNow = self.on_signals() {
@@ -555,6 +566,10 @@ impl Server {
         let Some(client) = self.clients.get_mut(key) else {
             return;
         };
+        if client.leaf.is_some() {
+            self.ingest_leaf(key, data);
+            return;
+        }
         let mut carry = std::mem::take(&mut client.carry);
         let mut pos = 0;
         let limits = self.limits;
@@ -767,6 +782,13 @@ impl Server {
         if client.is_closing() {
             return;
         }
+        if self.leaf.is_some() {
+            // Interest leaves the links' books (and the links hear of it).
+            self.leaf_closing(key, reason);
+        }
+        let Some(client) = self.clients.get_mut(key) else {
+            return;
+        };
         client.phase = Phase::Closing {
             reason,
             deadline: Instant::now() + CLOSE_GRACE,
@@ -1021,6 +1043,7 @@ impl Server {
             self.slow_consumer_write_deadline(key);
         }
         self.monitor_tick(now);
+        self.leaf_tick(now);
     }
 
     // ----- signals -----
@@ -1048,6 +1071,7 @@ impl Server {
 
     /// Stops accepting and closes every client after flushing what it has.
     pub fn begin_shutdown(&mut self) {
+        self.leaf_shutdown();
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
