@@ -182,8 +182,35 @@ impl Drop for NatsServer {
 
 /// Starts natrium with configuration text `conf`.
 fn natrium(conf: &str) -> TestServer {
+    natrium_with(conf, &[])
+}
+
+/// Starts natrium with configuration text `conf` and more flags.
+fn natrium_with(conf: &str, args: &[&str]) -> TestServer {
     let path = temp_file("natrium.conf", conf);
-    TestServer::start(&["-c", path.to_str().unwrap()])
+    let mut all = vec!["-c", path.to_str().unwrap()];
+    all.extend_from_slice(args);
+    TestServer::start(&all)
+}
+
+/// GET `path` from natrium's monitoring port; the JSON body.
+fn http_json(server: &TestServer, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let line = server
+        .wait_for_log("Starting http monitor on ")
+        .expect("monitor address");
+    let addr: SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let body = text.split_once("\r\n\r\n").expect("HTTP body").1;
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
 /// natrium as a leaf of `hub` (credentials u/p), with `extra` inside the remote.
@@ -831,4 +858,50 @@ async fn daisy_chain_nats_natrium_nats() {
     assert_eq!(r.payload.as_ref(), b"top:r");
     assert_quiet(&mut at_top).await;
     assert_quiet(&mut at_bottom).await;
+}
+
+#[tokio::test]
+async fn leafz_and_varz_list_the_links() {
+    if nats_server_bin().is_none() {
+        return skip("leafz_and_varz_list_the_links");
+    }
+    let hub = natrium_with(
+        "leafnodes { host: 127.0.0.1, port: -1\n authorization { user: u, password: p } }\n",
+        &["-m", "-1"],
+    );
+    let port = natrium_leaf_port(&hub);
+    let leaf = nats_leaf(port, "u:p").unwrap();
+    let hc = connect_natrium(&hub).await;
+    let lc = connect_url(&leaf.url()).await;
+    let _s = subscribe(&lc, "watched.subject").await;
+    let _q = within("qsub", lc.queue_subscribe("watched.q", "grp".into()))
+        .await
+        .unwrap();
+    cross(&lc, &hc).await;
+    let leafz = http_json(&hub, "/leafz?subs=1");
+    assert_eq!(leafz["leafnodes"], 1, "{leafz}");
+    let link = &leafz["leafs"][0];
+    assert_eq!(link["ip"], "127.0.0.1");
+    assert_eq!(link["account"], "$G");
+    assert_eq!(link["is_spoke"], true);
+    assert!(link["in_msgs"].as_u64().unwrap() == 0);
+    let list: Vec<&str> = link["subscriptions_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(list.contains(&"watched.subject"), "{list:?}");
+    assert!(list.contains(&"watched.q grp"), "{list:?}");
+    assert!(
+        http_json(&hub, "/leafz")["leafs"][0]
+            .get("subscriptions_list")
+            .is_none()
+    );
+    let varz = http_json(&hub, "/varz");
+    assert_eq!(varz["leafnodes"], 1);
+    assert_eq!(varz["leaf"]["port"], port);
+    // The link is not a client connection.
+    let connz = http_json(&hub, "/connz");
+    assert_eq!(connz["num_connections"], 1, "{connz}");
 }

@@ -1377,3 +1377,103 @@ fn link_name(c: &Client) -> String {
         }
     })
 }
+
+// ----- monitoring -----
+
+impl Server {
+    /// Established links, for `/varz`.
+    pub(crate) fn leaf_count(&self) -> usize {
+        self.leaf.as_ref().map_or(0, |l| {
+            l.links
+                .iter()
+                .filter(|&&k| {
+                    self.clients
+                        .get(k)
+                        .and_then(|c| c.leaf.as_deref())
+                        .is_some_and(|l| l.phase == LinkPhase::Established)
+                })
+                .count()
+        })
+    }
+
+    /// The `leaf` section of `/varz`.
+    pub(crate) fn leaf_varz(&self) -> crate::monitor::endpoints::LeafVarz {
+        let Some(leaf) = self.leaf.as_ref() else {
+            return Default::default();
+        };
+        let Some(addr) = leaf.listen_addr else {
+            return Default::default();
+        };
+        crate::monitor::endpoints::LeafVarz {
+            host: Some(
+                leaf.opts
+                    .host
+                    .clone()
+                    .unwrap_or_else(|| self.config.host.clone()),
+            ),
+            port: Some(addr.port()),
+            auth_timeout: Some(
+                leaf.opts
+                    .authorization
+                    .as_ref()
+                    .and_then(|a| a.timeout)
+                    .unwrap_or(HANDSHAKE_TIMEOUT)
+                    .as_secs_f64(),
+            ),
+            tls_timeout: leaf.opts.tls.as_ref().map(|t| t.timeout().as_secs_f64()),
+            tls_required: leaf.tls_config.is_some(),
+        }
+    }
+
+    /// One `/leafz` entry per established link.
+    pub(crate) fn leaf_infos(&self, with_subs: bool) -> Vec<crate::monitor::endpoints::LeafInfo> {
+        let Some(leaf) = self.leaf.as_ref() else {
+            return Vec::new();
+        };
+        leaf.links
+            .iter()
+            .filter_map(|&k| {
+                let c = self.clients.get(k)?;
+                let l = c.leaf.as_deref()?;
+                if l.phase != LinkPhase::Established || c.is_closing() {
+                    return None;
+                }
+                let subscriptions_list = with_subs.then(|| {
+                    let mut v: Vec<String> = c
+                        .subs
+                        .values()
+                        .filter_map(|&id| self.subs.get(id))
+                        .map(|s| match &s.queue {
+                            Some(q) => format!(
+                                "{} {}",
+                                String::from_utf8_lossy(&s.subject),
+                                String::from_utf8_lossy(q)
+                            ),
+                            None => String::from_utf8_lossy(&s.subject).into_owned(),
+                        })
+                        .collect();
+                    v.sort();
+                    v
+                });
+                Some(crate::monitor::endpoints::LeafInfo {
+                    name: link_name(c),
+                    is_spoke: matches!(l.role, Role::Accepted),
+                    account: "$G",
+                    ip: c.addr.ip().to_string(),
+                    port: c.addr.port(),
+                    rtt: c
+                        .mon
+                        .rtt()
+                        .map_or_else(String::new, crate::monitor::timefmt::go_duration),
+                    in_msgs: c.in_msgs,
+                    out_msgs: c.out_msgs,
+                    in_bytes: c.in_bytes,
+                    out_bytes: c.out_bytes,
+                    subscriptions: c.subs.len(),
+                    subscriptions_list,
+                    compression: "off",
+                })
+            })
+            .collect()
+    }
+}
