@@ -11,6 +11,8 @@
 //! one link, so by then the earlier subscriptions have crossed too. Every
 //! wait has a deadline.
 
+#[path = "common/certs.rs"]
+mod certs;
 mod common;
 #[path = "common/nats.rs"]
 mod nats;
@@ -904,4 +906,67 @@ async fn leafz_and_varz_list_the_links() {
     // The link is not a client connection.
     let connz = http_json(&hub, "/connz");
     assert_eq!(connz["num_connections"], 1, "{connz}");
+}
+
+#[tokio::test]
+async fn tls_both_ways_with_real_nats_server() {
+    if nats_server_bin().is_none() {
+        return skip("tls_both_ways_with_real_nats_server");
+    }
+    let dir = certs::CertDir::new("leaf-tls");
+    let ca = certs::Ca::new(&dir.path, "leaf");
+    let pair = ca.server();
+    let tls_block = format!(
+        "tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\" }}",
+        pair.cert_arg(),
+        pair.key_arg(),
+        ca.cert_arg()
+    );
+    // natrium dials a TLS nats-server hub.
+    let hub = NatsServer::start(&format!(
+        "host: 127.0.0.1\nport: -1\nleafnodes {{ host: 127.0.0.1, port: -1\n authorization {{ user: u, password: p }}\n {tls_block} }}\n"
+    ))
+    .unwrap();
+    let leaf = natrium_leaf(&hub, &format!(", tls {{ ca_file: \"{}\" }}", ca.cert_arg()));
+    let nc = connect_natrium(&leaf).await;
+    let hc = connect_url(&hub.url()).await;
+    let svc = subscribe(&hc, "tls.svc").await;
+    serve(&hc, svc, "hub:");
+    cross(&hc, &nc).await;
+    let r = within("request", nc.request("tls.svc", "x".into()))
+        .await
+        .unwrap();
+    assert_eq!(r.payload.as_ref(), b"hub:x");
+    assert!(
+        leaf.log_lines()
+            .iter()
+            .any(|l| l.contains("TLS handshake complete")),
+        "{:?}",
+        leaf.log_lines()
+    );
+
+    // A nats-server leaf dials a TLS natrium hub.
+    let nhub = natrium(&format!(
+        "leafnodes {{ host: 127.0.0.1, port: -1\n authorization {{ user: u, password: p }}\n {tls_block} }}\n"
+    ));
+    let port = natrium_leaf_port(&nhub);
+    let sleaf = NatsServer::start(&format!(
+        "host: 127.0.0.1\nport: -1\nleafnodes {{ remotes: [ {{ url: \"nats-leaf://u:p@127.0.0.1:{port}\", tls {{ ca_file: \"{}\" }} }} ] }}\n",
+        ca.cert_arg()
+    ))
+    .unwrap();
+    let lc = connect_url(&sleaf.url()).await;
+    let hc = connect_natrium(&nhub).await;
+    let svc = subscribe(&lc, "tls.leaf.svc").await;
+    serve(&lc, svc, "leaf:");
+    cross(&lc, &hc).await;
+    let r = within("request", hc.request("tls.leaf.svc", "y".into()))
+        .await
+        .unwrap();
+    assert_eq!(r.payload.as_ref(), b"leaf:y");
+    assert!(
+        nhub.log_lines()
+            .iter()
+            .any(|l| l.contains("TLS handshake complete"))
+    );
 }

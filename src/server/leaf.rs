@@ -109,6 +109,8 @@ struct RemoteState {
     next_url: usize,
     /// URLs learnt from the hub's `leafnode_urls`.
     discovered: Vec<RemoteUrl>,
+    /// rustls client configuration, when the remote has a `tls` block.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// One link a message goes to, and the queue groups picked behind it.
@@ -171,16 +173,23 @@ impl LeafState {
             _ => None,
         };
         let now = Instant::now();
-        let remotes = opts
-            .remotes
-            .iter()
-            .map(|_| RemoteState {
+        let mut remotes = Vec::with_capacity(opts.remotes.len());
+        for r in &opts.remotes {
+            let tls = match &r.tls {
+                Some(t) => Some(
+                    t.client_config()
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+                ),
+                None => None,
+            };
+            remotes.push(RemoteState {
                 link: None,
                 next_attempt: now,
                 next_url: 0,
                 discovered: Vec::new(),
-            })
-            .collect();
+                tls,
+            });
+        }
         let lds = format!(
             "$LDS.{:016x}{:08x}",
             crate::random_u64(),
@@ -440,9 +449,9 @@ impl Server {
         }
         let url = all[state.next_url % all.len()].clone();
         state.next_url = state.next_url.wrapping_add(1);
-        if url.tls || remote.tls.is_some() {
+        if url.tls && state.tls.is_none() {
             warn!(
-                "Leafnode remote {}: TLS to a hub is not supported by natrium yet; not connecting",
+                "Leafnode remote {}: a tls:// URL needs a tls {{ ca_file }} block on the remote; not connecting",
                 url.host_port()
             );
             return;
@@ -723,14 +732,48 @@ impl Server {
                     self.begin_close(key, CloseReason::ProtocolViolation);
                     return Ok(());
                 }
-                if info.get("tls_required").and_then(|v| v.as_bool()) == Some(true) {
-                    error!(
-                        "{} Leafnode hub requires TLS, which natrium's leaf side does not support yet; closing",
-                        desc
-                    );
-                    self.begin_close(key, CloseReason::TlsHandshake);
+                let tls_required = info.get("tls_required").and_then(|v| v.as_bool()) == Some(true);
+                let tls_config = self
+                    .leaf
+                    .as_ref()
+                    .and_then(|l| l.remotes.get(remote))
+                    .and_then(|r| r.tls.clone());
+                let tls_timeout = self
+                    .leaf
+                    .as_ref()
+                    .and_then(|l| l.opts.remotes.get(remote))
+                    .and_then(|r| r.tls.as_ref())
+                    .map_or(crate::tls::DEFAULT_TLS_TIMEOUT, |t| t.timeout());
+                let Some(client) = self.clients.get_mut(key) else {
                     return Ok(());
+                };
+                if tls_required || tls_config.is_some() {
+                    let Some(cfg) = tls_config else {
+                        error!(
+                            "{desc} Leafnode hub requires TLS: the remote needs a tls {{ ca_file }} block; closing"
+                        );
+                        self.begin_close(key, CloseReason::TlsHandshake);
+                        return Ok(());
+                    };
+                    let host = client
+                        .leaf
+                        .as_deref()
+                        .and_then(|l| l.url.as_deref())
+                        .and_then(|u| u.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']'])))
+                        .unwrap_or("localhost")
+                        .to_string();
+                    match crate::tls::TlsState::client(&cfg, &host, tls_timeout, Instant::now()) {
+                        Ok(tls) => client.tls = Some(Box::new(tls)),
+                        Err(e) => {
+                            error!("{desc} Leafnode TLS: {e}; closing");
+                            self.begin_close(key, CloseReason::TlsHandshake);
+                            return Ok(());
+                        }
+                    }
                 }
+                let Some(link) = client.leaf.as_deref_mut() else {
+                    return Ok(());
+                };
                 link.remote_id = json_str(&info, "server_id");
                 link.remote_name = json_str(&info, "server_name");
                 link.headers = info.get("headers").and_then(|v| v.as_bool()) != Some(false);
