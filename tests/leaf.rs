@@ -970,3 +970,69 @@ async fn tls_both_ways_with_real_nats_server() {
             .any(|l| l.contains("TLS handshake complete"))
     );
 }
+
+#[tokio::test]
+async fn a_stalled_hub_is_cut_like_a_slow_consumer_and_rejoined() {
+    let Some(hub) = NatsServer::hub("max_payload: 1MB") else {
+        return skip("a_stalled_hub_is_cut_like_a_slow_consumer_and_rejoined");
+    };
+    let leaf = natrium(&format!(
+        "max_pending: 512KB\nmax_payload: 128KB\nwrite_deadline: \"1s\"\nleafnodes {{ remotes: [ {{ url: \"nats-leaf://u:p@127.0.0.1:{}\" }} ] }}\n",
+        hub.leaf_port()
+    ));
+    assert!(
+        leaf.wait_for_log("Leafnode connection established")
+            .is_some()
+    );
+    let nc = connect_natrium(&leaf).await;
+    let hc = connect_url(&hub.url()).await;
+    let _flood = subscribe(&hc, "flood").await;
+    cross(&hc, &nc).await;
+    // The hub stops reading (and everything else): natrium's link backs up.
+    let pid = hub.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let chunk = vec![b'z'; 64 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !leaf
+        .log_lines()
+        .iter()
+        .any(|l| l.contains("Slow Consumer Detected"))
+    {
+        for _ in 0..16 {
+            publish(&nc, "flood", chunk.clone()).await;
+        }
+        within("flush", nc.flush()).await.unwrap();
+        assert!(
+            Instant::now() < deadline,
+            "the link was never cut: {:?}",
+            leaf.log_lines()
+        );
+    }
+    assert!(
+        leaf.log_lines()
+            .iter()
+            .any(|l| l.contains("Leafnode connection closed: Slow Consumer"))
+    );
+    // Local clients are fine meanwhile.
+    let local = connect_natrium(&leaf).await;
+    nats::assert_works(&local, "local.still.works").await;
+    // The hub resumes: natrium joins it again.
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        natrium_count(&leaf, "Leafnode connection established", 2),
+        "{:?}",
+        leaf.log_lines()
+    );
+}
