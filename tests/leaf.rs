@@ -367,6 +367,32 @@ async fn leaf_messages_cross_both_ways_once() {
     assert_quiet(&mut on_hub).await;
 }
 
+/// Whether a request from `client` to `subject` finds interest (it then
+/// waits for an answer that never comes) rather than no-responders.
+async fn has_interest(client: &Client, subject: &str) -> bool {
+    match tokio::time::timeout(
+        Duration::from_millis(300),
+        client.request(subject.to_string(), "x".into()),
+    )
+    .await
+    {
+        Ok(Err(e)) if e.kind() == RequestErrorKind::NoResponders => false,
+        _ => true,
+    }
+}
+
+/// Polls [`has_interest`] until it says `want` (with a deadline).
+async fn until_interest(client: &Client, subject: &str, want: bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while has_interest(client, subject).await != want {
+        assert!(
+            Instant::now() < deadline,
+            "interest in {subject} never became {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn leaf_interest_goes_when_subscriptions_go() {
     let Some(hub) = NatsServer::hub("") else {
@@ -374,24 +400,21 @@ async fn leaf_interest_goes_when_subscriptions_go() {
     };
     let leaf = natrium_leaf(&hub, "");
     let hc = connect_url(&hub.url()).await;
-    {
-        let nc = connect_natrium(&leaf).await;
-        let sub = subscribe(&nc, "svc.gone").await;
-        let task = serve(&nc, sub, "");
-        cross(&nc, &hc).await;
-        until_answered(&hc, "svc.gone").await;
-        // The client goes away: its interest must leave the hub.
-        task.abort();
-        let _ = task.await;
-    }
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        match within("request", hc.request("svc.gone", "x".into())).await {
-            Err(e) if e.kind() == RequestErrorKind::NoResponders => break,
-            _ => assert!(Instant::now() < deadline, "interest never left the hub"),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // UNSUB: the interest leaves the hub.
+    let mut raw = leaf.client();
+    raw.send(b"SUB gone.unsub 1\r\nSUB gone.close 2\r\nSUB gone.q q 3\r\nPING\r\n");
+    raw.expect("PONG");
+    until_interest(&hc, "gone.unsub", true).await;
+    until_interest(&hc, "gone.q", true).await;
+    raw.send(b"UNSUB 1\r\nPING\r\n");
+    // (The probes' MSGs may come first.)
+    raw.bytes_until_pong();
+    until_interest(&hc, "gone.unsub", false).await;
+    assert!(has_interest(&hc, "gone.close").await);
+    // The client vanishes without a word: its interest leaves too.
+    drop(raw);
+    until_interest(&hc, "gone.close", false).await;
+    until_interest(&hc, "gone.q", false).await;
 }
 
 #[tokio::test]

@@ -505,6 +505,16 @@ impl Server {
     /// (telling the other links), and a remote schedules its retry.
     pub(crate) fn leaf_closing(&mut self, key: usize, reason: CloseReason) {
         let Some(link) = self.clients.get(key).and_then(|c| c.leaf.as_deref()) else {
+            // A client: its subscriptions go through remove_sub, so that
+            // the links hear LS- for interest that ends with it.
+            let ids: Vec<usize> = self
+                .clients
+                .get(key)
+                .map(|c| c.subs.values().copied().collect())
+                .unwrap_or_default();
+            for id in ids {
+                self.remove_sub(id);
+            }
             return;
         };
         let role = link.role;
