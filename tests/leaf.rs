@@ -370,15 +370,12 @@ async fn leaf_messages_cross_both_ways_once() {
 /// Whether a request from `client` to `subject` finds interest (it then
 /// waits for an answer that never comes) rather than no-responders.
 async fn has_interest(client: &Client, subject: &str) -> bool {
-    match tokio::time::timeout(
+    let answer = tokio::time::timeout(
         Duration::from_millis(300),
         client.request(subject.to_string(), "x".into()),
     )
-    .await
-    {
-        Ok(Err(e)) if e.kind() == RequestErrorKind::NoResponders => false,
-        _ => true,
-    }
+    .await;
+    !matches!(answer, Ok(Err(e)) if e.kind() == RequestErrorKind::NoResponders)
 }
 
 /// Polls [`has_interest`] until it says `want` (with a deadline).
