@@ -1056,3 +1056,43 @@ async fn a_stalled_hub_is_cut_like_a_slow_consumer_and_rejoined() {
         leaf.log_lines()
     );
 }
+
+#[tokio::test]
+async fn a_reload_keeps_the_links() {
+    let Some(hub) = NatsServer::hub("") else {
+        return skip("a_reload_keeps_the_links");
+    };
+    // Clients need credentials; the link's own were checked by the hub.
+    let leaf = natrium(&format!(
+        "authorization {{ user: c, password: d }}\nleafnodes {{ remotes: [ {{ url: \"nats-leaf://u:p@127.0.0.1:{}\" }} ] }}\n",
+        hub.leaf_port()
+    ));
+    assert!(
+        leaf.wait_for_log("Leafnode connection established")
+            .is_some()
+    );
+    leaf.signal("HUP");
+    assert!(leaf.wait_for_log("Reloaded server configuration").is_some());
+    let nc = within(
+        "connect",
+        nats::user_opts("c", "d").connect(leaf.addr.to_string()),
+    )
+    .await
+    .unwrap();
+    let hc = connect_url(&hub.url()).await;
+    let svc = subscribe(&hc, "after.reload").await;
+    serve(&hc, svc, "hub:");
+    cross(&hc, &nc).await;
+    let r = within("request", nc.request("after.reload", "x".into()))
+        .await
+        .unwrap();
+    assert_eq!(r.payload.as_ref(), b"hub:x");
+    assert!(
+        !leaf
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("Leafnode connection closed")),
+        "{:?}",
+        leaf.log_lines()
+    );
+}

@@ -49,6 +49,8 @@ use std::time::{Duration, Instant};
 /// Control lines on a link may be longer than a client's (INFO with URL
 /// lists, LMSG with queue lists): bounded all the same.
 const LEAF_CONTROL_LINE: usize = 64 * 1024;
+/// Most interest entries one link may hold (or `max_subscriptions`, if higher).
+const MAX_LINK_SUBS: usize = 1 << 21;
 /// Time a dialled hub has to connect and send its INFO, and an accepted
 /// leaf to send CONNECT when no authorization timeout is set.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -301,13 +303,20 @@ impl Server {
             return;
         };
         let port = leaf.listen_addr.map_or(0, |a| a.port());
-        let host = leaf.opts.host.clone().unwrap_or_else(|| {
-            if self.config.host == "0.0.0.0" || self.config.host == "::" {
-                "127.0.0.1".to_string()
-            } else {
-                self.config.host.clone()
-            }
-        });
+        // The address the leaf reached us on is one it can reach again
+        // (a wildcard listen address is not).
+        let reached = self
+            .clients
+            .get(key)
+            .and_then(|c| c.stream.local_addr().ok())
+            .map(|a| a.ip().to_string());
+        let host = leaf
+            .opts
+            .host
+            .clone()
+            .filter(|h| h != "0.0.0.0" && h != "::")
+            .or(reached)
+            .unwrap_or_else(|| self.config.host.clone());
         let tls_required = leaf.tls_config.is_some();
         let Some(client) = self.clients.get_mut(key) else {
             return;
@@ -1098,7 +1107,13 @@ impl Server {
             }
             return;
         }
-        if max_subs > 0 && client.subs.len() >= max_subs.max(1 << 20) {
+        if client.subs.len() >= max_subs.max(MAX_LINK_SUBS) {
+            // Bounded like everything a peer can grow.
+            warn!(
+                "{} Leafnode interest beyond {} subscriptions ignored",
+                client.describe(),
+                max_subs.max(MAX_LINK_SUBS)
+            );
             return;
         }
         let entry = self.subs.vacant_entry();
