@@ -1096,3 +1096,29 @@ async fn a_reload_keeps_the_links() {
         leaf.log_lines()
     );
 }
+
+#[tokio::test]
+async fn a_cycle_is_detected_by_the_loop_subject() {
+    if nats_server_bin().is_none() {
+        return skip("a_cycle_is_detected_by_the_loop_subject");
+    }
+    // natrium N accepts leaves and is a leaf of nats-server H, which is a
+    // leaf of N in turn: N's $LDS subject comes back to it.
+    let h_leaf = free_port();
+    let n = natrium(&format!(
+        "leafnodes {{ host: 127.0.0.1, port: -1\n remotes: [ {{ url: \"nats-leaf://127.0.0.1:{h_leaf}\" }} ] }}\n"
+    ));
+    let n_port = natrium_leaf_port(&n);
+    let _h = NatsServer::start(&format!(
+        "host: 127.0.0.1\nport: -1\nleafnodes {{ host: 127.0.0.1, port: {h_leaf}\n remotes: [ {{ url: \"nats-leaf://127.0.0.1:{n_port}\" }} ] }}\n"
+    ))
+    .unwrap();
+    assert!(
+        n.wait_for_log("Loop detected").is_some(),
+        "{:?}",
+        n.log_lines()
+    );
+    // Local clients are unaffected.
+    let c = connect_natrium(&n).await;
+    nats::assert_works(&c, "local.after.loop").await;
+}
