@@ -419,7 +419,9 @@ impl Server {
                 .iter()
                 .enumerate()
                 .filter(|(i, r)| {
-                    r.link.is_none() && now >= r.next_attempt && !leaf.opts.remotes[*i].disabled
+                    r.link.is_none()
+                        && now >= r.next_attempt
+                        && leaf.opts.remotes.get(*i).is_some_and(|o| !o.disabled)
                 })
                 .map(|(i, _)| i)
                 .collect()
@@ -878,7 +880,9 @@ impl Server {
             .get(key)
             .and_then(|c| c.leaf.as_ref())
             .and_then(|l| l.url.clone());
-        let state = &leaf.remotes[remote];
+        let Some(state) = leaf.remotes.get(remote) else {
+            return;
+        };
         let url = opts
             .urls
             .iter()
