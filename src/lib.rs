@@ -13,6 +13,8 @@
 //!   - [`tls`]: TLS options, the rustls configuration, one connection's TLS
 //!     state, and the user names a client certificate maps to.
 //! - [`auth`]: credentials, permissions and the bcrypt worker thread.
+//! - [`leaf`]: leaf-node links, the pure part: the leaf protocol parser,
+//!   interest bookkeeping per link, the `leafnodes` options.
 //! - [`config`]: options and defaults, the command line, the nats-server
 //!   configuration file format and what its keys mean.
 //! - [`monitor`]: HTTP monitoring: the HTTP connections, the JSON shapes of
@@ -29,6 +31,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod leaf;
 pub mod monitor;
 pub mod protocol;
 pub mod server;

@@ -126,6 +126,42 @@ impl TlsOptions {
     }
 }
 
+impl TlsOptions {
+    /// The rustls client configuration for dialling a TLS server with
+    /// these options (a leaf link's `tls { ca_file, cert_file, key_file }`):
+    /// the server must chain to `ca_file`; `cert_file`/`key_file`, when
+    /// given, are presented as the client certificate.
+    pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+        let ca_file = self
+            .ca_file
+            .as_deref()
+            .ok_or("TLS to a leafnode hub needs ca_file (natrium has no system root store)")?;
+        let mut roots = RootCertStore::empty();
+        for cert in read_certs(ca_file)? {
+            roots
+                .add(cert)
+                .map_err(|e| format!("TLS: bad CA certificate in {}: {e}", ca_file.display()))?;
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(server_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?
+            .with_root_certificates(roots);
+        let config = match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => {
+                let certs = read_certs(cert)?;
+                let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                    format!("error parsing X509 private key: {}: {e}", key.display())
+                })?;
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .map_err(|e| format!("TLS client certificate: {e}"))?
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        Ok(Arc::new(config))
+    }
+}
+
 /// rustls's ring provider with AES-128-GCM preferred over AES-256-GCM
 /// and ChaCha20 (rustls lists AES-256 first): what Go's crypto/tls picks
 /// on CPUs with AES instructions, and the cheapest of the three there.
@@ -175,8 +211,9 @@ pub enum TlsPhase {
 /// One connection's TLS state.
 #[derive(Debug)]
 pub struct TlsState {
-    /// The rustls session.
-    pub session: rustls::ServerConnection,
+    /// The rustls session: a server's for clients and accepted leaf
+    /// links, a client's for leaf links natrium dials (`TlsState::client`).
+    pub session: rustls::Connection,
     /// Where the connection is.
     pub phase: TlsPhase,
     /// The handshake must be complete by then.
@@ -199,7 +236,9 @@ impl TlsState {
         opts: &TlsOptions,
         now: Instant,
     ) -> Result<Self, String> {
-        let session = rustls::ServerConnection::new(config.clone()).map_err(|e| e.to_string())?;
+        let session = rustls::Connection::Server(
+            rustls::ServerConnection::new(config.clone()).map_err(|e| e.to_string())?,
+        );
         let (info_owed, fallback_at, wait) = match opts.handshake_first {
             HandshakeFirst::Off => (false, None, Duration::ZERO),
             HandshakeFirst::On => (true, None, Duration::ZERO),
@@ -211,6 +250,30 @@ impl TlsState {
             deadline: now + wait + opts.timeout(),
             fallback_at,
             info_owed,
+            close_notified: false,
+            peer_names: Vec::new(),
+        })
+    }
+
+    /// A client session to `server_name` (a leaf link natrium dials): the
+    /// handshake starts at once, everything written goes through it.
+    pub fn client(
+        config: &Arc<rustls::ClientConfig>,
+        server_name: &str,
+        timeout: Duration,
+        now: Instant,
+    ) -> Result<Self, String> {
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_string())
+            .map_err(|e| format!("TLS: invalid server name {server_name:?}: {e}"))?;
+        let session = rustls::Connection::Client(
+            rustls::ClientConnection::new(config.clone(), name).map_err(|e| e.to_string())?,
+        );
+        Ok(TlsState {
+            session,
+            phase: TlsPhase::Handshaking,
+            deadline: now + timeout,
+            fallback_at: None,
+            info_owed: false,
             close_notified: false,
             peer_names: Vec::new(),
         })

@@ -19,6 +19,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("tls", 0),
     // Identity and access decisions over plain data.
     ("auth", 1),
+    // Leaf-node links, the pure part: parser, interest, options.
+    ("leaf", 1),
     // What the server is asked to be: builds auth's and tls's option types.
     ("config", 2),
     // HTTP, JSON shapes and the closed ring; knows no loop.

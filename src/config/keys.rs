@@ -16,6 +16,7 @@ use super::{
 };
 use crate::auth::permissions::{Permissions, ResponsePermission, SubjectPermission};
 use crate::auth::{AuthConfig, NkeyUser, User};
+use crate::leaf::options::{LeafAuth, LeafOptions, Remote, RemoteUrl, seed_from_creds};
 use crate::tls::{DEFAULT_HANDSHAKE_FIRST_FALLBACK, HandshakeFirst, TlsOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -83,6 +84,240 @@ fn tls_block(block: &Map) -> Result<TlsOptions, ConfigError> {
         }
     }
     Ok(tls)
+}
+
+/// The `leafnodes { ... }` block (nats-server's syntax: `port`/`listen`,
+/// `authorization`, `tls`, `reconnect`, `remotes: [...]`).
+fn leafnodes_block(item: &Item, warnings: &mut Vec<String>) -> Result<LeafOptions, ConfigError> {
+    let Some(block) = item.value.as_map() else {
+        return Err(at(item, "leafnodes must be a block { ... }"));
+    };
+    let mut leaf = LeafOptions::default();
+    for entry in block.iter() {
+        let value = &entry.value;
+        match entry.key.to_ascii_lowercase().as_str() {
+            "port" => {
+                let p = int_value(&entry.key, value)?;
+                // -1 asks for a random port as nats-server does; 0 too.
+                leaf.port = Some(if p < 0 {
+                    0
+                } else {
+                    parse_port(&p.to_string()).map_err(|e| at(value, &e.0))?
+                });
+            }
+            "host" | "net" => leaf.host = Some(str_value(&entry.key, value)?),
+            "listen" => {
+                let listen = match &value.value {
+                    Value::Int(p) => format!(":{p}"),
+                    _ => str_value(&entry.key, value)?,
+                };
+                let (host, port) = listen.rsplit_once(':').unwrap_or((listen.as_str(), ""));
+                if !host.is_empty() {
+                    leaf.host = Some(host.trim_matches(|c| c == '[' || c == ']').to_string());
+                }
+                if !port.is_empty() {
+                    leaf.port = Some(parse_port(port).map_err(|e| at(value, &e.0))?);
+                }
+            }
+            "authorization" => leaf.authorization = Some(leaf_authorization(value)?),
+            "tls" => {
+                let Some(b) = value.value.as_map() else {
+                    return Err(at(value, "tls must be a block { ... }"));
+                };
+                leaf.tls = Some(tls_block(b)?);
+            }
+            "reconnect" | "reconnect_delay" | "reconnect_interval" => {
+                leaf.reconnect = Some(duration_value(&entry.key, value)?);
+            }
+            "remotes" => {
+                let Some(list) = value.value.as_array() else {
+                    return Err(at(value, "leafnodes remotes must be an array"));
+                };
+                for r in list {
+                    leaf.remotes.push(leaf_remote(r, warnings)?);
+                }
+            }
+            "compression" => match &value.value {
+                Value::Bool(false) => {}
+                Value::Str(s) if s.eq_ignore_ascii_case("off") => {}
+                _ => warnings.push(format!(
+                    "{}:{}: leafnode compression is not supported by natrium; links are uncompressed",
+                    entry.key_pos.line, entry.key_pos.col
+                )),
+            },
+            "advertise" | "no_advertise" | "min_version" | "isolate_leafnode_interest" => warnings
+                .push(format!(
+                    "{}:{}: leafnodes option '{}' is not supported by natrium and is ignored",
+                    entry.key_pos.line, entry.key_pos.col, entry.key
+                )),
+            _ => return Err(at(value, &format!("unknown leafnodes option '{}'", entry.key))),
+        }
+    }
+    Ok(leaf)
+}
+
+/// `leafnodes { authorization { user, password | users: [...], timeout } }`.
+fn leaf_authorization(item: &Item) -> Result<LeafAuth, ConfigError> {
+    let Some(block) = item.value.as_map() else {
+        return Err(at(item, "authorization must be a block { ... }"));
+    };
+    let mut auth = LeafAuth::default();
+    let (mut user, mut pass) = (None, None);
+    for entry in block.iter() {
+        let value = &entry.value;
+        match entry.key.to_ascii_lowercase().as_str() {
+            "user" | "username" => user = Some(str_value(&entry.key, value)?),
+            "password" | "pass" => pass = Some(str_value(&entry.key, value)?),
+            "timeout" => auth.timeout = Some(duration_value(&entry.key, value)?),
+            "users" => {
+                let Some(list) = value.value.as_array() else {
+                    return Err(at(value, "Expected users field to be an array"));
+                };
+                for u in list {
+                    let Some(m) = u.value.as_map() else {
+                        return Err(at(
+                            u,
+                            "each user must be a block { user: ..., password: ... }",
+                        ));
+                    };
+                    let (mut name, mut password) = (None, None);
+                    for e in m.iter() {
+                        match e.key.to_ascii_lowercase().as_str() {
+                            "user" | "username" => name = Some(str_value(&e.key, &e.value)?),
+                            "password" | "pass" => password = Some(str_value(&e.key, &e.value)?),
+                            "account" => {
+                                let a = str_value(&e.key, &e.value)?;
+                                if a != "$G" {
+                                    return Err(at(
+                                        &e.value,
+                                        "accounts are not supported by natrium: only the global account exists",
+                                    ));
+                                }
+                            }
+                            _ => {
+                                return Err(at(
+                                    &e.value,
+                                    &format!("unknown leafnode user option '{}'", e.key),
+                                ));
+                            }
+                        }
+                    }
+                    let name = name.ok_or_else(|| at(u, "User entry requires a user"))?;
+                    auth.users.push((name, password.unwrap_or_default()));
+                }
+            }
+            "account" => {
+                let a = str_value(&entry.key, value)?;
+                if a != "$G" {
+                    return Err(at(
+                        value,
+                        "accounts are not supported by natrium: only the global account exists",
+                    ));
+                }
+            }
+            _ => {
+                return Err(at(
+                    value,
+                    &format!("unknown leafnodes authorization option '{}'", entry.key),
+                ));
+            }
+        }
+    }
+    if let Some(u) = user {
+        auth.users.push((u, pass.unwrap_or_default()));
+    } else if pass.is_some() {
+        return Err(at(item, "leafnodes authorization: a password needs a user"));
+    }
+    Ok(auth)
+}
+
+/// One `remotes` entry.
+fn leaf_remote(item: &Item, warnings: &mut Vec<String>) -> Result<Remote, ConfigError> {
+    let Some(block) = item.value.as_map() else {
+        return Err(at(
+            item,
+            "each leafnodes remote must be a block { url: ... }",
+        ));
+    };
+    let mut remote = Remote::default();
+    let strings = |value: &Item| -> Result<Vec<String>, ConfigError> {
+        match &value.value {
+            Value::Array(list) => list.iter().map(|i| str_value("subject", i)).collect(),
+            _ => Ok(vec![str_value("subject", value)?]),
+        }
+    };
+    for entry in block.iter() {
+        let value = &entry.value;
+        match entry.key.to_ascii_lowercase().as_str() {
+            "url" | "urls" => {
+                for u in strings(value)? {
+                    remote
+                        .urls
+                        .push(RemoteUrl::parse(&u).map_err(|e| at(value, &e))?);
+                }
+            }
+            "deny_imports" | "deny_import" => remote.deny_imports.extend(strings(value)?),
+            "deny_exports" | "deny_export" => remote.deny_exports.extend(strings(value)?),
+            "tls" => {
+                let Some(b) = value.value.as_map() else {
+                    return Err(at(value, "tls must be a block { ... }"));
+                };
+                remote.tls = Some(tls_block(b)?);
+            }
+            "account" | "local" => {
+                let a = str_value(&entry.key, value)?;
+                if a != "$G" {
+                    return Err(at(
+                        value,
+                        &format!(
+                            "leafnode remote account {a:?}: accounts are not supported by natrium, only the global account \"$G\" exists"
+                        ),
+                    ));
+                }
+            }
+            "credentials" | "creds" => {
+                let path = str_value(&entry.key, value)?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| at(value, &format!("cannot read credentials {path:?}: {e}")))?;
+                remote.seed =
+                    Some(seed_from_creds(&text).ok_or_else(|| {
+                        at(value, &format!("no nkey seed in credentials {path:?}"))
+                    })?);
+                if text.contains("BEGIN NATS USER JWT") {
+                    warnings.push(format!(
+                        "{}:{}: the user JWT in {path:?} is not sent (natrium has no operator mode); the nkey seed signs the nonce",
+                        entry.key_pos.line, entry.key_pos.col
+                    ));
+                }
+            }
+            "nkey" | "seed" => remote.seed = Some(str_value(&entry.key, value)?),
+            "reconnect" | "reconnect_delay" | "reconnect_interval" => {
+                remote.reconnect = Some(duration_value(&entry.key, value)?);
+            }
+            "disabled" => remote.disabled = bool_value(&entry.key, value)?,
+            "compression"
+            | "hub"
+            | "first_info_timeout"
+            | "name"
+            | "ws_compression"
+            | "ws_no_masking"
+            | "jetstream_cluster_migrate"
+            | "local_is_hub" => warnings.push(format!(
+                "{}:{}: leafnode remote option '{}' is not supported by natrium and is ignored",
+                entry.key_pos.line, entry.key_pos.col, entry.key
+            )),
+            _ => {
+                return Err(at(
+                    value,
+                    &format!("unknown leafnode remote option '{}'", entry.key),
+                ));
+            }
+        }
+    }
+    if remote.urls.is_empty() {
+        return Err(at(item, "a leafnodes remote needs a url or urls"));
+    }
+    Ok(remote)
 }
 
 /// Reads options from a configuration file into `config`.
@@ -181,6 +416,9 @@ pub fn apply_map(config: &mut Config, map: &Map) -> Result<Vec<String>, ConfigEr
                     return Err(at(item, "tls must be a block { ... }"));
                 };
                 config.tls = Some(tls_block(block)?);
+            }
+            "leafnodes" | "leaf" => {
+                config.leafnodes = leafnodes_block(item, &mut warnings)?;
             }
             "no_auth_user" => config.auth.no_auth_user = Some(str_value(&entry.key, item)?),
             "logfile" | "log_file" => {

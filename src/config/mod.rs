@@ -107,6 +107,8 @@ pub struct Config {
     pub args: Vec<String>,
     /// HTTP monitoring (`-m`, `http_port`, `http`): see [`MonitorConfig`].
     pub monitor: MonitorConfig,
+    /// Leaf-node links (`leafnodes { ... }`): see `crate::leaf::options`.
+    pub leafnodes: crate::leaf::options::LeafOptions,
 }
 
 /// Options of the HTTP monitoring endpoint (`src/monitor/`).
@@ -168,6 +170,7 @@ impl Default for Config {
             client_advertise: None,
             args: Vec::new(),
             monitor: MonitorConfig::default(),
+            leafnodes: Default::default(),
         }
     }
 }
@@ -1037,5 +1040,40 @@ no_auth_user: guest
         assert_eq!(c.auth.users.len(), 1);
         assert_eq!(c.auth.users[0].name, "x");
         assert_eq!(c.args, strings(&args));
+    }
+
+    #[test]
+    fn leafnodes_block() {
+        let (c, w) = load(
+            r#"
+leafnodes {
+  listen: "127.0.0.1:7500"
+  authorization { users: [ { user: a, password: b }, { user: c, password: d, account: "$G" } ] }
+  reconnect: "250ms"
+  remotes: [
+    { url: "nats-leaf://u:p@hub:7422", deny_imports: ["private.>"], deny_exports: "secret.>" }
+    { urls: ["nats://h1:1", "nats://h2:2"], compression: off, hub: false }
+  ]
+}
+"#,
+        )
+        .unwrap();
+        let l = &c.leafnodes;
+        assert_eq!((l.host.as_deref(), l.port), (Some("127.0.0.1"), Some(7500)));
+        assert_eq!(l.authorization.as_ref().unwrap().users.len(), 2);
+        assert_eq!(l.reconnect, Some(std::time::Duration::from_millis(250)));
+        assert_eq!(l.remotes.len(), 2);
+        assert_eq!(l.remotes[0].urls[0].user.as_deref(), Some("u"));
+        assert_eq!(l.remotes[0].deny_imports, vec!["private.>".to_string()]);
+        assert_eq!(l.remotes[0].deny_exports, vec!["secret.>".to_string()]);
+        assert_eq!(l.remotes[1].urls.len(), 2);
+        assert_eq!(w.len(), 2, "compression and hub are noted: {w:?}");
+        assert!(
+            load_err("leafnodes { remotes: [ { url: \"h:1\", account: B } ] }")
+                .contains("accounts are not supported")
+        );
+        assert!(load_err("leafnodes { bogus: 1 }").contains("unknown leafnodes option"));
+        assert!(load_err("leafnodes { remotes: [ { deny_imports: x } ] }").contains("needs a url"));
+        assert!(load_err("leafnodes { remotes: [ { url: \"ws://h\" } ] }").contains("scheme"));
     }
 }

@@ -73,7 +73,7 @@ pub(crate) struct Varz<'a> {
     pub(crate) max_pending: usize,
     pub(crate) cluster: Empty,
     pub(crate) gateway: Empty,
-    pub(crate) leaf: Empty,
+    pub(crate) leaf: LeafVarz,
     pub(crate) mqtt: Empty,
     pub(crate) websocket: Empty,
     pub(crate) jetstream: Empty,
@@ -89,7 +89,7 @@ pub(crate) struct Varz<'a> {
     pub(crate) total_connections: u64,
     pub(crate) routes: u64,
     pub(crate) remotes: u64,
-    pub(crate) leafnodes: u64,
+    pub(crate) leafnodes: usize,
     pub(crate) in_msgs: u64,
     pub(crate) in_bytes: u64,
     pub(crate) in_client_msgs: u64,
@@ -118,13 +118,47 @@ pub(crate) struct Routez<'a> {
     pub(crate) routes: [u8; 0],
 }
 
-/// `/leafz` of a server without leaf nodes.
+/// `/leafz`: the leaf-node links, as nats-server lists them.
 #[derive(Serialize)]
 pub(crate) struct Leafz<'a> {
     pub(crate) server_id: &'a str,
     pub(crate) now: String,
-    pub(crate) leafnodes: u32,
-    pub(crate) leafs: [u8; 0],
+    pub(crate) leafnodes: usize,
+    pub(crate) leafs: Vec<LeafInfo>,
+}
+
+/// One link in `/leafz`.
+#[derive(Serialize)]
+pub(crate) struct LeafInfo {
+    pub(crate) name: String,
+    pub(crate) is_spoke: bool,
+    pub(crate) account: &'static str,
+    pub(crate) ip: String,
+    pub(crate) port: u16,
+    pub(crate) rtt: String,
+    pub(crate) in_msgs: u64,
+    pub(crate) out_msgs: u64,
+    pub(crate) in_bytes: u64,
+    pub(crate) out_bytes: u64,
+    pub(crate) subscriptions: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) subscriptions_list: Option<Vec<String>>,
+    pub(crate) compression: &'static str,
+}
+
+/// The `leaf` section of `/varz` (empty without a leafnode port).
+#[derive(Serialize, Default)]
+pub(crate) struct LeafVarz {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) auth_timeout: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tls_timeout: Option<f64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) tls_required: bool,
 }
 
 /// `/gatewayz` of a server without gateways.

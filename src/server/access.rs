@@ -97,7 +97,8 @@ impl Server {
         let keys: Vec<usize> = self
             .clients
             .iter()
-            .filter(|(_, c)| !c.is_closing())
+            // Leaf links were checked by their own rules (server/leaf.rs).
+            .filter(|(_, c)| !c.is_closing() && c.leaf.is_none())
             .map(|(k, _)| k)
             .collect();
         let (mut closed, mut updated) = (0usize, 0usize);

@@ -275,6 +275,8 @@ pub struct Client {
     pub out_bytes: u64,
     /// Start, last activity and RTT, for monitoring.
     pub mon: crate::monitor::ClientMon,
+    /// Set when this slot is a leaf-node link, not a client (`server/leaf.rs`).
+    pub(crate) leaf: Option<Box<crate::server::leaf::LeafLink>>,
 }
 
 impl Client {
@@ -316,6 +318,7 @@ impl Client {
             out_msgs: 0,
             out_bytes: 0,
             mon: crate::monitor::ClientMon::new(now),
+            leaf: None,
         }
     }
 

@@ -195,6 +195,9 @@ impl Server {
         });
         client.subs.insert(sid.into(), id);
         client.busy = true;
+        if self.leaf.is_some() {
+            self.leaf_interest(key, subject, queue, true);
+        }
         self.ok(key);
         Ok(())
     }
@@ -225,6 +228,9 @@ impl Server {
             .remove(&sub.subject, sub.queue.as_deref(), id as SubId);
         if let Some(client) = self.clients.get_mut(sub.client) {
             client.subs.remove(&sub.sid);
+        }
+        if self.leaf.is_some() {
+            self.leaf_interest(sub.client, &sub.subject, sub.queue.as_deref(), false);
         }
     }
 
@@ -283,6 +289,9 @@ impl Server {
         if result.is_empty() {
             return 0;
         }
+        if self.leaf.is_some() {
+            return self.route_with_leafs(from, echo, p, &result, None);
+        }
         let mut delivered = 0;
         for &id in &result.plain {
             if self.deliver(from, echo, id, p) {
@@ -305,7 +314,7 @@ impl Server {
 
     /// Appends one MSG/HMSG for subscription `id`, if it can take it.
     #[inline]
-    fn deliver(&mut self, from: usize, echo: bool, id: SubId, p: &Publish<'_>) -> bool {
+    pub(super) fn deliver(&mut self, from: usize, echo: bool, id: SubId, p: &Publish<'_>) -> bool {
         let id = id as usize;
         let Some(sub) = self.subs.get_mut(id) else {
             return false;

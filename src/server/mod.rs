@@ -31,6 +31,7 @@ mod auth_defer;
 mod backpressure;
 pub mod client;
 mod dispatch;
+mod leaf;
 pub mod logging;
 mod monitoring;
 mod ops;
@@ -67,8 +68,10 @@ const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 /// Wake-ups from the bcrypt worker.
 const WAKER: Token = Token(2);
+/// The leafnode listener (`server/leaf.rs`).
+pub(crate) const LEAF_LISTENER: Token = Token(3);
 /// Client `k` of the slab has token `FIRST_CLIENT + k`.
-const FIRST_CLIENT: usize = 3;
+pub(crate) const FIRST_CLIENT: usize = 4;
 
 /// Size of the shared read buffer (one read syscall's worth).
 pub const READ_SIZE: usize = 64 * 1024;
@@ -176,6 +179,8 @@ pub struct Server {
     lame_duck: Option<LameDuck>,
     /// The pid and ports files written at start, removed at exit.
     process_files: Vec<std::path::PathBuf>,
+    /// Leaf-node links and their interest books, when configured (`server/leaf.rs`).
+    pub(crate) leaf: Option<Box<leaf::LeafState>>,
 }
 
 /// What handling signals asks the loop to do.
@@ -204,6 +209,7 @@ impl Server {
             None => None,
         };
         let monitor = crate::monitor::Monitor::bind(&config, poll.registry(), tls_config.as_ref())?;
+        let leaf = leaf::LeafState::new(&config, &poll)?;
         let server_id = new_server_id();
         let info = info_template(&config, &server_id, local_addr.port(), false);
         // Timers are checked on a housekeeping tick, fine enough for the
@@ -255,6 +261,7 @@ impl Server {
             monitor,
             lame_duck: None,
             process_files: Vec::new(),
+            leaf,
         })
     }
 
@@ -287,6 +294,9 @@ impl Server {
         self.log_monitor_start();
         info!("Listening for client connections on {}", self.local_addr);
         self.write_process_files();
+        if let Some(addr) = self.leaf_addr() {
+            info!("Listening for leafnode connections on {addr}");
+        }
         info!("Server is ready");
         let result = self.run_loop();
         self.remove_process_files();
@@ -325,6 +335,7 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(),
+                    LEAF_LISTENER => self.accept_leafs(),
                     WAKER => self.on_auth_verdicts(),
                     SIGNALS => {
                         if let SignalAction::ExitNow = self.on_signals() {
@@ -591,6 +602,10 @@ impl Server {
         let Some(client) = self.clients.get_mut(key) else {
             return;
         };
+        if client.leaf.is_some() {
+            self.ingest_leaf(key, data);
+            return;
+        }
         let mut carry = std::mem::take(&mut client.carry);
         let mut pos = 0;
         let limits = self.limits;
@@ -834,6 +849,13 @@ impl Server {
         if client.is_closing() {
             return;
         }
+        if self.leaf.is_some() {
+            // Interest leaves the links' books (and the links hear of it).
+            self.leaf_closing(key, reason);
+        }
+        let Some(client) = self.clients.get_mut(key) else {
+            return;
+        };
         client.phase = Phase::Closing {
             reason,
             deadline: Instant::now() + CLOSE_GRACE,
@@ -1094,6 +1116,7 @@ impl Server {
         }
         self.lame_duck_tick(now);
         self.monitor_tick(now);
+        self.leaf_tick(now);
     }
 
     // ----- signals -----
@@ -1123,6 +1146,7 @@ impl Server {
 
     /// Stops accepting and closes every client after flushing what it has.
     pub fn begin_shutdown(&mut self) {
+        self.leaf_shutdown();
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }

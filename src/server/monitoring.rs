@@ -45,7 +45,8 @@ impl Server {
             "/varz" => Ok(self.varz()),
             "/connz" => self.connz(req),
             "/subsz" | "/subscriptionsz" => self.subsz(req),
-            "/routez" | "/leafz" | "/gatewayz" => Ok(self.no_cluster(label)),
+            "/leafz" => Ok(self.leafz(req)),
+            "/routez" | "/gatewayz" => Ok(self.no_cluster(label)),
             _ => Ok(Response::json(b"{\"status\":\"ok\"}".to_vec())),
         };
         result.unwrap_or_else(|BadParam(text)| Response::text(400, &text))
@@ -67,12 +68,6 @@ impl Server {
                 num_routes: 0,
                 routes: [],
             }),
-            "/leafz" => pretty(&Leafz {
-                server_id: id,
-                now,
-                leafnodes: 0,
-                leafs: [],
-            }),
             _ => pretty(&Gatewayz {
                 server_id: id,
                 now,
@@ -92,7 +87,8 @@ impl Server {
         let mut open = 0;
         for (_, c) in self.clients.iter().filter(|(_, c)| !c.is_closing()) {
             add_client(&mut t, c);
-            open += 1;
+            // Leaf links are listed in /leafz, not counted as connections.
+            open += usize::from(c.leaf.is_none());
         }
         (t, open)
     }
@@ -151,7 +147,7 @@ impl Server {
             max_pending: c.max_pending,
             cluster: Empty {},
             gateway: Empty {},
-            leaf: Empty {},
+            leaf: self.leaf_varz(),
             mqtt: Empty {},
             websocket: Empty {},
             jetstream: Empty {},
@@ -167,7 +163,7 @@ impl Server {
             total_connections: self.stats.total_connections,
             routes: 0,
             remotes: 0,
-            leafnodes: 0,
+            leafnodes: self.leaf_count(),
             in_msgs: totals.in_msgs,
             in_bytes: totals.in_bytes,
             in_client_msgs: totals.in_msgs,
@@ -217,7 +213,9 @@ impl Server {
             records.extend(
                 self.clients
                     .iter()
-                    .filter(|(_, c)| !c.is_closing() && cid.is_none_or(|id| c.cid == id))
+                    .filter(|(_, c)| {
+                        !c.is_closing() && c.leaf.is_none() && cid.is_none_or(|id| c.cid == id)
+                    })
                     .map(|(_, c)| conn_record(c, &self.subs, with_subs)),
             );
         }
@@ -354,7 +352,7 @@ impl Server {
         let Some(client) = self.clients.get(key) else {
             return;
         };
-        if client.is_closing() {
+        if client.is_closing() || client.leaf.is_some() {
             return;
         }
         let mut record = conn_record(client, &self.subs, true);
@@ -436,5 +434,19 @@ fn conn_record(client: &Client, subs: &Slab<Subscription>, with_subs: bool) -> C
             .tls
             .as_deref()
             .and_then(crate::tls::TlsState::describe),
+    }
+}
+
+impl Server {
+    /// `/leafz` (`subs=1` lists each link's subscriptions).
+    fn leafz(&self, req: &Request) -> Response {
+        let with_subs = subs_param(req).is_ok_and(|s| s != SubsDetail::None);
+        let leafs = self.leaf_infos(with_subs);
+        pretty(&Leafz {
+            server_id: self.server_id(),
+            now: rfc3339_nano(SystemTime::now()),
+            leafnodes: leafs.len(),
+            leafs,
+        })
     }
 }
