@@ -29,6 +29,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod jetstream;
 pub mod monitor;
 pub mod protocol;
 pub mod server;

@@ -1,6 +1,7 @@
 //! The command line: nats-server's flags (and natrium's own limits flags)
 //! read into a [`Config`], after the configuration file given with `-c`.
 
+use super::JetStreamOptions;
 use super::keys::load_file;
 use super::{
     Command, Config, ConfigError, err, parse_duration_str, parse_http_port, parse_port,
@@ -89,6 +90,8 @@ const VALUE_FLAGS: &[&str] = &[
     "--tlscert",
     "--tlskey",
     "--tlscacert",
+    "-sd",
+    "--store_dir",
 ];
 
 /// Parses the command line (without the program name).
@@ -153,6 +156,7 @@ where
         warnings.extend(load_file(&mut config, &path)?);
         config.config_file = Some(path);
     }
+    let mut store_dir = None;
     for (name, value) in &flags {
         let v = value.as_deref().unwrap_or_default();
         match name.as_str() {
@@ -168,6 +172,11 @@ where
             }
             "-ms" | "--https_port" => {
                 set_monitor_port(&mut config.monitor, true, parse_http_port(v)?)?;
+            }
+            "-js" | "--jetstream" => {
+                config
+                    .jetstream
+                    .get_or_insert_with(JetStreamOptions::default);
             }
             "-D" | "--debug" => config.debug = true,
             "-V" | "--trace" => config.trace = true,
@@ -207,8 +216,13 @@ where
                 config.tls.get_or_insert_with(TlsOptions::default).ca_file = Some(v.into());
             }
             "--write_deadline" => config.write_deadline = parse_duration_flag(name, v)?,
+            "-sd" | "--store_dir" => store_dir = Some(PathBuf::from(v)),
             _ => return err(format!("unknown flag {name} (see --help)")),
         }
+    }
+    // `-sd` names the directory of JetStream (enabled by `-js` or the file).
+    if let (Some(dir), Some(js)) = (store_dir, config.jetstream.as_mut()) {
+        js.store_dir = dir;
     }
     config.auth.finish_cli().map_err(ConfigError)?;
     finish_tls(&mut config);

@@ -194,6 +194,8 @@ pub struct ServerInfo<'a> {
     pub tls_required: bool,
     /// Whether the client must present a certificate (`tls_verify`).
     pub tls_verify: bool,
+    /// Whether JetStream is enabled (`"jetstream":true`).
+    pub jetstream: bool,
 }
 
 impl InfoTemplate {
@@ -223,6 +225,9 @@ impl InfoTemplate {
         push_usize(&mut p, info.max_payload);
         if info.auth_required {
             p.extend_from_slice(b",\"auth_required\":true");
+        }
+        if info.jetstream {
+            p.extend_from_slice(b",\"jetstream\":true");
         }
         p.push(b',');
         InfoTemplate { prefix: p }
@@ -291,6 +296,7 @@ mod tests {
     #[test]
     fn info_is_valid_json() {
         let t = InfoTemplate::new(&ServerInfo {
+            jetstream: false,
             server_id: "NABC",
             server_name: "a \"name\"",
             host: "0.0.0.0",

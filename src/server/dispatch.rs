@@ -269,8 +269,9 @@ impl Server {
         let echo = client.opts.echo;
         let wants_no_responders =
             p.reply.is_some() && client.opts.headers && client.opts.no_responders;
+        let answered = self.jetstream.is_some() && self.jetstream_publish(p);
         let delivered = self.route(key, echo, p);
-        if delivered == 0 && wants_no_responders {
+        if delivered == 0 && wants_no_responders && !answered {
             self.no_responders(key, p);
         }
         Ok(())
@@ -279,7 +280,20 @@ impl Server {
     /// Delivers a message to every matching plain subscription and one
     /// member of each matching queue group. Returns the number of copies.
     pub(crate) fn route(&mut self, from: usize, echo: bool, p: &Publish<'_>) -> usize {
-        let result = self.sublist.matches(p.subject);
+        self.route_to(from, echo, p.subject, p)
+    }
+
+    /// Like [`Server::route`], to the subscribers of `target` while the
+    /// message shows `p.subject` (JetStream delivers a stored message to a
+    /// pull request's inbox under the subject it was published to).
+    pub(crate) fn route_to(
+        &mut self,
+        from: usize,
+        echo: bool,
+        target: &[u8],
+        p: &Publish<'_>,
+    ) -> usize {
+        let result = self.sublist.matches(target);
         if result.is_empty() {
             return 0;
         }

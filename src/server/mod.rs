@@ -31,6 +31,7 @@ mod auth_defer;
 mod backpressure;
 pub mod client;
 mod dispatch;
+mod jetstream;
 mod monitoring;
 mod reload;
 mod tls_io;
@@ -167,6 +168,11 @@ pub struct Server {
     next_tick: Instant,
     /// HTTP monitoring, when enabled (`src/monitor/`).
     pub(crate) monitor: Option<Box<crate::monitor::Monitor>>,
+    /// Wakes the loop for the worker threads (bcrypt, storage): mio allows
+    /// one waker per poll, so they share it.
+    waker: Arc<mio::Waker>,
+    /// JetStream, when enabled.
+    pub(crate) jetstream: Option<Box<jetstream::JetStream>>,
 }
 
 /// What handling signals asks the loop to do.
@@ -210,7 +216,16 @@ impl Server {
                 shortest = shortest.min(delay.saturating_mul(4));
             }
         }
-        let tick = (shortest / 8).clamp(Duration::from_millis(5), Duration::from_millis(250));
+        let mut tick = (shortest / 8).clamp(Duration::from_millis(5), Duration::from_millis(250));
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
+        let jetstream = match &config.jetstream {
+            Some(opts) => {
+                // Pull expiries and heartbeats are checked on the tick.
+                tick = tick.min(Duration::from_millis(20));
+                Some(Box::new(jetstream::JetStream::start(opts, waker.clone())?))
+            }
+            None => None,
+        };
         Ok(Server {
             limits: Limits {
                 max_control_line: config.max_control_line,
@@ -244,6 +259,8 @@ impl Server {
             tick,
             next_tick: Instant::now() + tick,
             monitor,
+            waker,
+            jetstream,
         })
     }
 
@@ -301,7 +318,10 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(),
-                    WAKER => self.on_auth_verdicts(),
+                    WAKER => {
+                        self.on_auth_verdicts();
+                        self.jetstream_completions();
+                    }
                     SIGNALS => {
                         if let SignalAction::ExitNow = self.on_signals() {
                             info!("Exiting now");
@@ -703,6 +723,7 @@ impl Server {
 
     /// Flushes every client written to this turn, then moves closing clients on.
     fn end_of_turn(&mut self, now: Instant) {
+        self.jetstream_end_of_turn();
         let mut dirty = std::mem::take(&mut self.dirty);
         for &key in &dirty {
             self.flush(key, now);
@@ -929,6 +950,7 @@ impl Server {
     /// Auth timeouts, keepalive PINGs and stale connections, stalled
     /// writes, closing deadlines, idle buffers, and paused accepts.
     fn housekeeping(&mut self, now: Instant) {
+        self.jetstream_tick(now);
         if self.accept_paused_until.is_some_and(|t| now >= t) {
             self.accept_paused_until = None;
             self.accept_all();
@@ -1114,6 +1136,7 @@ pub(crate) fn info_template(config: &Config, server_id: &str, port: u16) -> Info
             .tls
             .as_ref()
             .is_some_and(|t| t.requires_client_cert()),
+        jetstream: config.jetstream.is_some(),
     })
 }
 

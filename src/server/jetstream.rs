@@ -1,0 +1,168 @@
+//! The loop's side of JetStream: feeding the engine the publishes it
+//! cares about, routing the messages it produces like any other publish,
+//! handing its sync jobs to the storage thread at the end of each turn,
+//! and taking the completions back when the thread wakes the loop.
+//!
+//! The engine (`crate::jetstream::engine`) is pure; this is all the I/O
+//! it has, and none of it waits for the disk.
+
+use super::Server;
+use crate::jetstream::engine::{Engine, Handled, Limits, Out};
+use crate::jetstream::persist::Persistence;
+use crate::jetstream::store::worker::StorageWorker;
+use crate::protocol::parser::Publish;
+use log::{error, info};
+use std::time::Instant;
+
+/// The `from` of messages the engine publishes: no client, so every
+/// subscriber gets them (echo does not apply).
+const NO_CLIENT: usize = usize::MAX;
+
+/// JetStream's state in the server.
+pub(crate) struct JetStream {
+    pub(crate) engine: Engine,
+    worker: Option<StorageWorker>,
+}
+
+impl JetStream {
+    /// Starts JetStream from its options: opens the store directory,
+    /// recovers what is there, starts the storage thread.
+    pub(crate) fn start(
+        opts: &crate::config::JetStreamOptions,
+        waker: std::sync::Arc<mio::Waker>,
+    ) -> std::io::Result<JetStream> {
+        let limits = Limits {
+            max_memory: if opts.max_memory < 0 {
+                default_max_memory()
+            } else {
+                opts.max_memory
+            },
+            max_file: if opts.max_file < 0 {
+                1 << 40
+            } else {
+                opts.max_file
+            },
+        };
+        let persistence = Persistence::open(opts)?;
+        let mut engine = Engine::new(limits, Some(persistence));
+        engine.recover(Instant::now());
+        let (streams, consumers) = engine.counts();
+        info!(
+            "Starting JetStream: store {} ({streams} streams, {consumers} consumers recovered)",
+            opts.store_dir.display()
+        );
+        let worker = StorageWorker::spawn(waker)?;
+        Ok(JetStream {
+            engine,
+            worker: Some(worker),
+        })
+    }
+}
+
+/// 75% of the machine's memory, as nats-server's default
+/// `max_memory_store` (1 GiB if it cannot be read).
+fn default_max_memory() -> i64 {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<i64>().ok())
+        })
+        .map_or(1 << 30, |kb| kb * 1024);
+    total / 4 * 3
+}
+
+impl Server {
+    /// A client's publish, offered to JetStream first. Returns whether
+    /// JetStream answers it (then no no-responders status is due).
+    pub(crate) fn jetstream_publish(&mut self, p: &Publish<'_>) -> bool {
+        let Some(js) = self.jetstream.as_deref_mut() else {
+            return false;
+        };
+        let Ok(subject) = std::str::from_utf8(p.subject) else {
+            return false;
+        };
+        if !js_relevant(subject) && !js.engine.captures(subject) {
+            return false;
+        }
+        let reply = p.reply.and_then(|r| std::str::from_utf8(r).ok());
+        let hdr_len = p.header_len.unwrap_or(0).min(p.data.len());
+        let (hdrs, payload) = p.data.split_at(hdr_len);
+        let handled = js
+            .engine
+            .on_publish(subject, reply, hdrs, payload, Instant::now());
+        self.route_jetstream_outputs();
+        handled == Handled::Yes
+    }
+
+    /// Publishes what the engine produced.
+    pub(crate) fn route_jetstream_outputs(&mut self) {
+        let Some(js) = self.jetstream.as_deref_mut() else {
+            return;
+        };
+        let outputs = js.engine.take_outputs();
+        for out in outputs {
+            self.route_out(&out);
+        }
+    }
+
+    fn route_out(&mut self, out: &Out) {
+        let mut data = Vec::with_capacity(out.headers.len() + out.payload.len());
+        data.extend_from_slice(&out.headers);
+        data.extend_from_slice(&out.payload);
+        let p = Publish {
+            subject: out.subject.as_bytes(),
+            reply: out.reply.as_deref().map(str::as_bytes),
+            header_len: (!out.headers.is_empty()).then_some(out.headers.len()),
+            data: &data,
+        };
+        let target = out.deliver_to.as_deref().unwrap_or(&out.subject);
+        self.route_to(NO_CLIENT, true, target.as_bytes(), &p);
+    }
+
+    /// End of a loop turn: the turn's writes go to the storage thread as
+    /// one batch (group commit).
+    pub(crate) fn jetstream_end_of_turn(&mut self) {
+        let Some(js) = self.jetstream.as_deref_mut() else {
+            return;
+        };
+        let jobs = js.engine.take_sync_jobs();
+        if !jobs.is_empty() {
+            match &js.worker {
+                Some(w) => w.submit_all(jobs),
+                None => error!("JetStream: no storage thread; {} jobs dropped", jobs.len()),
+            }
+        }
+        self.route_jetstream_outputs();
+    }
+
+    /// The storage thread woke the loop: finished jobs release PubAcks.
+    pub(crate) fn jetstream_completions(&mut self) {
+        let Some(js) = self.jetstream.as_deref_mut() else {
+            return;
+        };
+        let Some(worker) = &js.worker else {
+            return;
+        };
+        for (id, result) in worker.drain_completions() {
+            js.engine.sync_done(id, result);
+        }
+        self.route_jetstream_outputs();
+    }
+
+    /// Housekeeping: the engine's timers.
+    pub(crate) fn jetstream_tick(&mut self, now: Instant) {
+        let Some(js) = self.jetstream.as_deref_mut() else {
+            return;
+        };
+        js.engine.tick(now);
+        self.route_jetstream_outputs();
+    }
+}
+
+/// Subjects JetStream handles whether or not a stream captures them.
+fn js_relevant(subject: &str) -> bool {
+    subject.starts_with("$JS.API.") || subject.starts_with("$JS.ACK.")
+}
