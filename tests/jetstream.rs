@@ -137,3 +137,344 @@ async fn memory_stream_publish_fetch_ack() {
     assert_eq!(info.delivered.stream_sequence, 5);
     assert_eq!(info.num_pending, 0);
 }
+
+async fn publish_h(
+    js: &jetstream::Context,
+    subject: &str,
+    headers: &[(&str, &str)],
+    payload: &str,
+) -> Result<jetstream::publish::PublishAck, jetstream::context::PublishError> {
+    let mut h = HeaderMap::new();
+    for (k, v) in headers {
+        h.insert(*k, *v);
+    }
+    within(
+        "publish",
+        js.publish_with_headers(subject.to_string(), h, payload.to_string().into()),
+    )
+    .await?
+    .await
+}
+
+fn api_code(e: &impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+#[tokio::test]
+async fn dedupe_and_expected_headers() {
+    let dir = StoreDir::new("dedupe");
+    let server = start(&dir);
+    let js = jetstream::new(connect(&server).await);
+    js.create_stream(memory_stream("D", &["d.>"])).await.expect("create");
+
+    let a = publish_h(&js, "d.1", &[("Nats-Msg-Id", "m1")], "one").await.expect("first");
+    assert_eq!((a.sequence, a.duplicate), (1, false));
+    let b = publish_h(&js, "d.1", &[("Nats-Msg-Id", "m1")], "again").await.expect("dupe");
+    assert_eq!((b.sequence, b.duplicate), (1, true));
+
+    let e = publish_h(&js, "d.1", &[("Nats-Expected-Stream", "OTHER")], "x")
+        .await
+        .expect_err("wrong stream");
+    assert!(api_code(&e).contains("expected stream does not match"), "{e}");
+    let e = publish_h(&js, "d.1", &[("Nats-Expected-Last-Sequence", "7")], "x")
+        .await
+        .expect_err("wrong last seq");
+    assert!(api_code(&e).contains("wrong last sequence: 1"), "{e}");
+    publish_h(&js, "d.1", &[("Nats-Expected-Last-Sequence", "1")], "two")
+        .await
+        .expect("right last seq");
+    let e = publish_h(&js, "d.2", &[("Nats-Expected-Last-Subject-Sequence", "1")], "x")
+        .await
+        .expect_err("wrong subject seq");
+    assert!(api_code(&e).contains("wrong last sequence: 0"), "{e}");
+    publish_h(&js, "d.2", &[("Nats-Expected-Last-Subject-Sequence", "0")], "new key")
+        .await
+        .expect("subject did not exist");
+    let e = publish_h(&js, "d.1", &[("Nats-Expected-Last-Msg-Id", "nope")], "x")
+        .await
+        .expect_err("wrong msg id");
+    assert!(api_code(&e).contains("wrong last msg ID: m1"), "{e}");
+
+    let mut s = js.get_stream("D").await.expect("stream");
+    assert_eq!(s.info().await.expect("info").state.messages, 3);
+}
+
+#[tokio::test]
+async fn limits_discard_old_and_new() {
+    let dir = StoreDir::new("limits");
+    let server = start(&dir);
+    let js = jetstream::new(connect(&server).await);
+    js.create_stream(stream::Config {
+        max_messages: 3,
+        ..memory_stream("OLD", &["old.>"])
+    })
+    .await
+    .expect("create old");
+    js.create_stream(stream::Config {
+        max_messages: 2,
+        discard: stream::DiscardPolicy::New,
+        ..memory_stream("NEW", &["new.>"])
+    })
+    .await
+    .expect("create new");
+    js.create_stream(stream::Config {
+        max_messages_per_subject: 2,
+        ..memory_stream("PER", &["per.>"])
+    })
+    .await
+    .expect("create per");
+    for i in 0..5 {
+        publish_h(&js, "old.x", &[], &i.to_string()).await.expect("old");
+        publish_h(&js, &format!("per.{}", i % 2), &[], &i.to_string()).await.expect("per");
+    }
+    let mut old = js.get_stream("OLD").await.expect("old");
+    let st = old.info().await.expect("info").state.clone();
+    assert_eq!((st.messages, st.first_sequence, st.last_sequence), (3, 3, 5));
+    let mut per = js.get_stream("PER").await.expect("per");
+    assert_eq!(per.info().await.expect("info").state.messages, 4);
+
+    publish_h(&js, "new.a", &[], "1").await.expect("1");
+    publish_h(&js, "new.a", &[], "2").await.expect("2");
+    let e = publish_h(&js, "new.a", &[], "3").await.expect_err("full");
+    assert!(api_code(&e).contains("maximum messages exceeded"), "{e}");
+}
+
+#[tokio::test]
+async fn get_delete_and_purge() {
+    let dir = StoreDir::new("getdel");
+    let server = start(&dir);
+    let js = jetstream::new(connect(&server).await);
+    let stream = js
+        .create_stream(stream::Config {
+            allow_direct: true,
+            ..memory_stream("G", &["g.>"])
+        })
+        .await
+        .expect("create");
+    for (s, p) in [("g.a", "1"), ("g.b", "2"), ("g.a", "3"), ("g.c", "4")] {
+        publish_h(&js, s, &[("X-Test", p)], p).await.expect("publish");
+    }
+    let m = stream.get_raw_message(2).await.expect("seq 2");
+    assert_eq!((m.subject.as_str(), m.payload.as_ref()), ("g.b", b"2".as_slice()));
+    assert_eq!(m.headers.get("X-Test").map(|v| v.as_str()), Some("2"));
+    let m = stream.get_last_raw_message_by_subject("g.a").await.expect("last g.a");
+    assert_eq!(m.sequence, 3);
+    let m = stream.direct_get_last_for_subject("g.a").await.expect("direct last");
+    assert_eq!(m.payload.as_ref(), b"3");
+    let m = stream.direct_get(4).await.expect("direct 4");
+    assert_eq!(m.subject.as_str(), "g.c");
+    assert!(stream.get_raw_message(99).await.is_err());
+
+    assert!(stream.delete_message(2).await.expect("delete"));
+    assert!(stream.delete_message(2).await.is_err(), "second delete fails");
+    let mut stream = stream;
+    let st = stream.info().await.expect("info").state.clone();
+    assert_eq!((st.messages, st.deleted_count), (3, Some(1)));
+
+    let r = stream.purge().filter("g.a").await.expect("purge g.a");
+    assert_eq!(r.purged, 2);
+    let r = stream.purge().await.expect("purge all");
+    assert_eq!(r.purged, 1);
+    let st = stream.info().await.expect("info").state.clone();
+    assert_eq!((st.messages, st.first_sequence, st.last_sequence), (0, 5, 4));
+}
+
+#[tokio::test]
+async fn nak_term_progress_redelivery_and_max_deliver() {
+    let dir = StoreDir::new("redeliver");
+    let server = start(&dir);
+    let client = connect(&server).await;
+    let js = jetstream::new(client.clone());
+    let stream = js.create_stream(memory_stream("R", &["r.>"])).await.expect("create");
+    let mut advisories = client
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.R.w")
+        .await
+        .expect("advisory sub");
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("w".into()),
+            ack_wait: Duration::from_millis(300),
+            max_deliver: 2,
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    for i in 1..=3 {
+        publish_h(&js, "r.x", &[], &i.to_string()).await.expect("publish");
+    }
+    let msgs = fetch(&consumer, 3).await;
+    assert_eq!(msgs.len(), 3);
+    msgs[0].ack_with(jetstream::AckKind::Nak(None)).await.expect("nak");
+    msgs[1].double_ack_with(jetstream::AckKind::Term).await.expect("term");
+    msgs[2].double_ack().await.expect("ack");
+    // The nak'd message comes back at once, delivered a second time.
+    let again = fetch(&consumer, 1).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].payload.as_ref(), b"1");
+    assert_eq!(again[0].info().expect("meta").delivered, 2);
+    // Not acked: after ack_wait it would be delivered a third time, but
+    // max_deliver is 2, so it is dropped and the advisory says so.
+    let adv = within("max deliveries advisory", advisories.next()).await.expect("advisory");
+    let v: serde_json::Value = serde_json::from_slice(&adv.payload).expect("json");
+    assert_eq!(v["stream_seq"], 1);
+    assert_eq!(v["deliveries"], 2);
+    assert!(fetch(&consumer, 1).await.is_empty());
+}
+
+#[tokio::test]
+async fn ack_wait_redelivers_and_progress_extends() {
+    let dir = StoreDir::new("ackwait");
+    let server = start(&dir);
+    let js = jetstream::new(connect(&server).await);
+    let stream = js.create_stream(memory_stream("W", &["w.>"])).await.expect("create");
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("w".into()),
+            ack_wait: Duration::from_millis(200),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    publish_h(&js, "w.1", &[], "job").await.expect("publish");
+    let first = fetch(&consumer, 1).await;
+    assert_eq!(first.len(), 1);
+    // No ack: a later fetch gets it again, with the delivery count raised.
+    let mut redelivered = None;
+    for _ in 0..20 {
+        let m = fetch(&consumer, 1).await;
+        if let Some(m) = m.into_iter().next() {
+            redelivered = Some(m);
+            break;
+        }
+    }
+    let m = redelivered.expect("redelivered after ack_wait");
+    assert_eq!(m.info().expect("meta").delivered, 2);
+    m.double_ack().await.expect("ack");
+    let mut consumer = consumer;
+    let info = consumer.info().await.expect("info");
+    assert_eq!(info.num_ack_pending, 0);
+    assert_eq!(info.num_redelivered, 0);
+}
+
+#[tokio::test]
+async fn workqueue_and_interest_retention() {
+    let dir = StoreDir::new("retention");
+    let server = start(&dir);
+    let js = jetstream::new(connect(&server).await);
+    let wq = js
+        .create_stream(stream::Config {
+            retention: stream::RetentionPolicy::WorkQueue,
+            ..memory_stream("WQ", &["wq.>"])
+        })
+        .await
+        .expect("wq");
+    let c = wq
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("a".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer a");
+    let e = wq
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("b".into()),
+            ..Default::default()
+        })
+        .await
+        .expect_err("second unfiltered consumer");
+    assert!(e.to_string().contains("multiple non-filtered consumers not allowed"), "{e}");
+    for i in 0..4 {
+        publish_h(&js, "wq.job", &[], &i.to_string()).await.expect("publish");
+    }
+    for m in fetch(&c, 4).await {
+        m.double_ack().await.expect("ack");
+    }
+    let mut wq = wq;
+    assert_eq!(wq.info().await.expect("info").state.messages, 0, "acked work is removed");
+
+    let mut interest = js
+        .create_stream(stream::Config {
+            retention: stream::RetentionPolicy::Interest,
+            ..memory_stream("INT", &["int.>"])
+        })
+        .await
+        .expect("interest");
+    let ack = publish_h(&js, "int.x", &[], "nobody").await.expect("publish");
+    assert_eq!(ack.sequence, 1);
+    let st = interest.info().await.expect("info").state.clone();
+    assert_eq!((st.messages, st.first_sequence, st.last_sequence), (0, 2, 1));
+    let c1 = interest
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("c1".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("c1");
+    let c2 = interest
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("c2".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("c2");
+    publish_h(&js, "int.x", &[], "both").await.expect("publish");
+    for m in fetch(&c1, 1).await {
+        m.double_ack().await.expect("ack");
+    }
+    assert_eq!(interest.info().await.expect("info").state.messages, 1, "c2 has not acked");
+    for m in fetch(&c2, 1).await {
+        m.double_ack().await.expect("ack");
+    }
+    assert_eq!(interest.info().await.expect("info").state.messages, 0);
+}
+
+#[tokio::test]
+async fn stream_and_consumer_listing_update_delete() {
+    let dir = StoreDir::new("admin");
+    let server = start(&dir);
+    let js = jetstream::new(connect(&server).await);
+    for n in ["A", "B", "C"] {
+        js.create_stream(memory_stream(n, &[&format!("{}.>", n.to_lowercase())]))
+            .await
+            .expect("create");
+    }
+    let e = js
+        .create_stream(memory_stream("X", &["a.b"]))
+        .await
+        .expect_err("overlap");
+    assert!(e.to_string().contains("subjects overlap with an existing stream"), "{e}");
+    let mut names: Vec<String> = js.stream_names().map(|n| n.expect("name")).collect().await;
+    names.sort();
+    assert_eq!(names, vec!["A", "B", "C"]);
+    let found = within("stream by subject", js.stream_by_subject("b.x"))
+        .await
+        .expect("by subject");
+    assert_eq!(found, "B");
+    let updated = js
+        .update_stream(stream::Config {
+            max_messages: 10,
+            ..memory_stream("A", &["a.>"])
+        })
+        .await
+        .expect("update");
+    assert_eq!(updated.config.max_messages, 10);
+    let a = js.get_stream("A").await.expect("A");
+    for n in ["x", "y"] {
+        a.create_consumer(consumer::pull::Config {
+            durable_name: Some(n.into()),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    }
+    let mut consumers: Vec<String> = a.consumer_names().map(|n| n.expect("name")).collect().await;
+    consumers.sort();
+    assert_eq!(consumers, vec!["x", "y"]);
+    assert!(a.delete_consumer("x").await.expect("delete").success);
+    assert!(a.consumer_info("x").await.is_err());
+    assert!(js.delete_stream("B").await.expect("delete").success);
+    assert!(js.get_stream("B").await.is_err());
+    let info = js.query_account().await.expect("account");
+    assert_eq!(info.streams, 2);
+    assert_eq!(info.consumers, 1);
+}
