@@ -14,6 +14,7 @@ use async_nats::jetstream::{self, consumer, stream};
 use common::TestServer;
 use futures::StreamExt;
 use nats::{connect, within};
+use std::future::IntoFuture;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -165,17 +166,26 @@ async fn dedupe_and_expected_headers() {
     let dir = StoreDir::new("dedupe");
     let server = start(&dir);
     let js = jetstream::new(connect(&server).await);
-    js.create_stream(memory_stream("D", &["d.>"])).await.expect("create");
+    js.create_stream(memory_stream("D", &["d.>"]))
+        .await
+        .expect("create");
 
-    let a = publish_h(&js, "d.1", &[("Nats-Msg-Id", "m1")], "one").await.expect("first");
+    let a = publish_h(&js, "d.1", &[("Nats-Msg-Id", "m1")], "one")
+        .await
+        .expect("first");
     assert_eq!((a.sequence, a.duplicate), (1, false));
-    let b = publish_h(&js, "d.1", &[("Nats-Msg-Id", "m1")], "again").await.expect("dupe");
+    let b = publish_h(&js, "d.1", &[("Nats-Msg-Id", "m1")], "again")
+        .await
+        .expect("dupe");
     assert_eq!((b.sequence, b.duplicate), (1, true));
 
     let e = publish_h(&js, "d.1", &[("Nats-Expected-Stream", "OTHER")], "x")
         .await
         .expect_err("wrong stream");
-    assert!(api_code(&e).contains("expected stream does not match"), "{e}");
+    assert!(
+        api_code(&e).contains("expected stream does not match"),
+        "{e}"
+    );
     let e = publish_h(&js, "d.1", &[("Nats-Expected-Last-Sequence", "7")], "x")
         .await
         .expect_err("wrong last seq");
@@ -183,13 +193,23 @@ async fn dedupe_and_expected_headers() {
     publish_h(&js, "d.1", &[("Nats-Expected-Last-Sequence", "1")], "two")
         .await
         .expect("right last seq");
-    let e = publish_h(&js, "d.2", &[("Nats-Expected-Last-Subject-Sequence", "1")], "x")
-        .await
-        .expect_err("wrong subject seq");
+    let e = publish_h(
+        &js,
+        "d.2",
+        &[("Nats-Expected-Last-Subject-Sequence", "1")],
+        "x",
+    )
+    .await
+    .expect_err("wrong subject seq");
     assert!(api_code(&e).contains("wrong last sequence: 0"), "{e}");
-    publish_h(&js, "d.2", &[("Nats-Expected-Last-Subject-Sequence", "0")], "new key")
-        .await
-        .expect("subject did not exist");
+    publish_h(
+        &js,
+        "d.2",
+        &[("Nats-Expected-Last-Subject-Sequence", "0")],
+        "new key",
+    )
+    .await
+    .expect("subject did not exist");
     let e = publish_h(&js, "d.1", &[("Nats-Expected-Last-Msg-Id", "nope")], "x")
         .await
         .expect_err("wrong msg id");
@@ -224,12 +244,19 @@ async fn limits_discard_old_and_new() {
     .await
     .expect("create per");
     for i in 0..5 {
-        publish_h(&js, "old.x", &[], &i.to_string()).await.expect("old");
-        publish_h(&js, &format!("per.{}", i % 2), &[], &i.to_string()).await.expect("per");
+        publish_h(&js, "old.x", &[], &i.to_string())
+            .await
+            .expect("old");
+        publish_h(&js, &format!("per.{}", i % 2), &[], &i.to_string())
+            .await
+            .expect("per");
     }
     let mut old = js.get_stream("OLD").await.expect("old");
     let st = old.info().await.expect("info").state.clone();
-    assert_eq!((st.messages, st.first_sequence, st.last_sequence), (3, 3, 5));
+    assert_eq!(
+        (st.messages, st.first_sequence, st.last_sequence),
+        (3, 3, 5)
+    );
     let mut per = js.get_stream("PER").await.expect("per");
     assert_eq!(per.info().await.expect("info").state.messages, 4);
 
@@ -252,21 +279,35 @@ async fn get_delete_and_purge() {
         .await
         .expect("create");
     for (s, p) in [("g.a", "1"), ("g.b", "2"), ("g.a", "3"), ("g.c", "4")] {
-        publish_h(&js, s, &[("X-Test", p)], p).await.expect("publish");
+        publish_h(&js, s, &[("X-Test", p)], p)
+            .await
+            .expect("publish");
     }
     let m = stream.get_raw_message(2).await.expect("seq 2");
-    assert_eq!((m.subject.as_str(), m.payload.as_ref()), ("g.b", b"2".as_slice()));
+    assert_eq!(
+        (m.subject.as_str(), m.payload.as_ref()),
+        ("g.b", b"2".as_slice())
+    );
     assert_eq!(m.headers.get("X-Test").map(|v| v.as_str()), Some("2"));
-    let m = stream.get_last_raw_message_by_subject("g.a").await.expect("last g.a");
+    let m = stream
+        .get_last_raw_message_by_subject("g.a")
+        .await
+        .expect("last g.a");
     assert_eq!(m.sequence, 3);
-    let m = stream.direct_get_last_for_subject("g.a").await.expect("direct last");
+    let m = stream
+        .direct_get_last_for_subject("g.a")
+        .await
+        .expect("direct last");
     assert_eq!(m.payload.as_ref(), b"3");
     let m = stream.direct_get(4).await.expect("direct 4");
     assert_eq!(m.subject.as_str(), "g.c");
     assert!(stream.get_raw_message(99).await.is_err());
 
     assert!(stream.delete_message(2).await.expect("delete"));
-    assert!(stream.delete_message(2).await.is_err(), "second delete fails");
+    assert!(
+        stream.delete_message(2).await.is_err(),
+        "second delete fails"
+    );
     let mut stream = stream;
     let st = stream.info().await.expect("info").state.clone();
     assert_eq!((st.messages, st.deleted_count), (3, Some(1)));
@@ -276,7 +317,10 @@ async fn get_delete_and_purge() {
     let r = stream.purge().await.expect("purge all");
     assert_eq!(r.purged, 1);
     let st = stream.info().await.expect("info").state.clone();
-    assert_eq!((st.messages, st.first_sequence, st.last_sequence), (0, 5, 4));
+    assert_eq!(
+        (st.messages, st.first_sequence, st.last_sequence),
+        (0, 5, 4)
+    );
 }
 
 #[tokio::test]
@@ -285,7 +329,10 @@ async fn nak_term_progress_redelivery_and_max_deliver() {
     let server = start(&dir);
     let client = connect(&server).await;
     let js = jetstream::new(client.clone());
-    let stream = js.create_stream(memory_stream("R", &["r.>"])).await.expect("create");
+    let stream = js
+        .create_stream(memory_stream("R", &["r.>"]))
+        .await
+        .expect("create");
     let mut advisories = client
         .subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.R.w")
         .await
@@ -300,12 +347,20 @@ async fn nak_term_progress_redelivery_and_max_deliver() {
         .await
         .expect("consumer");
     for i in 1..=3 {
-        publish_h(&js, "r.x", &[], &i.to_string()).await.expect("publish");
+        publish_h(&js, "r.x", &[], &i.to_string())
+            .await
+            .expect("publish");
     }
     let msgs = fetch(&consumer, 3).await;
     assert_eq!(msgs.len(), 3);
-    msgs[0].ack_with(jetstream::AckKind::Nak(None)).await.expect("nak");
-    msgs[1].double_ack_with(jetstream::AckKind::Term).await.expect("term");
+    msgs[0]
+        .ack_with(jetstream::AckKind::Nak(None))
+        .await
+        .expect("nak");
+    msgs[1]
+        .double_ack_with(jetstream::AckKind::Term)
+        .await
+        .expect("term");
     msgs[2].double_ack().await.expect("ack");
     // The nak'd message comes back at once, delivered a second time.
     let again = fetch(&consumer, 1).await;
@@ -314,7 +369,9 @@ async fn nak_term_progress_redelivery_and_max_deliver() {
     assert_eq!(again[0].info().expect("meta").delivered, 2);
     // Not acked: after ack_wait it would be delivered a third time, but
     // max_deliver is 2, so it is dropped and the advisory says so.
-    let adv = within("max deliveries advisory", advisories.next()).await.expect("advisory");
+    let adv = within("max deliveries advisory", advisories.next())
+        .await
+        .expect("advisory");
     let v: serde_json::Value = serde_json::from_slice(&adv.payload).expect("json");
     assert_eq!(v["stream_seq"], 1);
     assert_eq!(v["deliveries"], 2);
@@ -326,7 +383,10 @@ async fn ack_wait_redelivers_and_progress_extends() {
     let dir = StoreDir::new("ackwait");
     let server = start(&dir);
     let js = jetstream::new(connect(&server).await);
-    let stream = js.create_stream(memory_stream("W", &["w.>"])).await.expect("create");
+    let stream = js
+        .create_stream(memory_stream("W", &["w.>"]))
+        .await
+        .expect("create");
     let consumer = stream
         .create_consumer(consumer::pull::Config {
             durable_name: Some("w".into()),
@@ -382,15 +442,25 @@ async fn workqueue_and_interest_retention() {
         })
         .await
         .expect_err("second unfiltered consumer");
-    assert!(e.to_string().contains("multiple non-filtered consumers not allowed"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("multiple non-filtered consumers not allowed"),
+        "{e}"
+    );
     for i in 0..4 {
-        publish_h(&js, "wq.job", &[], &i.to_string()).await.expect("publish");
+        publish_h(&js, "wq.job", &[], &i.to_string())
+            .await
+            .expect("publish");
     }
     for m in fetch(&c, 4).await {
         m.double_ack().await.expect("ack");
     }
     let mut wq = wq;
-    assert_eq!(wq.info().await.expect("info").state.messages, 0, "acked work is removed");
+    assert_eq!(
+        wq.info().await.expect("info").state.messages,
+        0,
+        "acked work is removed"
+    );
 
     let mut interest = js
         .create_stream(stream::Config {
@@ -399,10 +469,15 @@ async fn workqueue_and_interest_retention() {
         })
         .await
         .expect("interest");
-    let ack = publish_h(&js, "int.x", &[], "nobody").await.expect("publish");
+    let ack = publish_h(&js, "int.x", &[], "nobody")
+        .await
+        .expect("publish");
     assert_eq!(ack.sequence, 1);
     let st = interest.info().await.expect("info").state.clone();
-    assert_eq!((st.messages, st.first_sequence, st.last_sequence), (0, 2, 1));
+    assert_eq!(
+        (st.messages, st.first_sequence, st.last_sequence),
+        (0, 2, 1)
+    );
     let c1 = interest
         .create_consumer(consumer::pull::Config {
             durable_name: Some("c1".into()),
@@ -421,7 +496,11 @@ async fn workqueue_and_interest_retention() {
     for m in fetch(&c1, 1).await {
         m.double_ack().await.expect("ack");
     }
-    assert_eq!(interest.info().await.expect("info").state.messages, 1, "c2 has not acked");
+    assert_eq!(
+        interest.info().await.expect("info").state.messages,
+        1,
+        "c2 has not acked"
+    );
     for m in fetch(&c2, 1).await {
         m.double_ack().await.expect("ack");
     }
@@ -442,7 +521,11 @@ async fn stream_and_consumer_listing_update_delete() {
         .create_stream(memory_stream("X", &["a.b"]))
         .await
         .expect_err("overlap");
-    assert!(e.to_string().contains("subjects overlap with an existing stream"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("subjects overlap with an existing stream"),
+        "{e}"
+    );
     let mut names: Vec<String> = js.stream_names().map(|n| n.expect("name")).collect().await;
     names.sort();
     assert_eq!(names, vec!["A", "B", "C"]);
@@ -477,4 +560,129 @@ async fn stream_and_consumer_listing_update_delete() {
     let info = js.query_account().await.expect("account");
     assert_eq!(info.streams, 2);
     assert_eq!(info.consumers, 1);
+}
+
+fn file_stream(name: &str, subjects: &[&str]) -> stream::Config {
+    stream::Config {
+        name: name.into(),
+        subjects: subjects.iter().map(|s| s.to_string()).collect(),
+        storage: stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn file_stream_survives_restart_with_consumer_state() {
+    let dir = StoreDir::new("restart");
+    {
+        let mut server = start(&dir);
+        let js = jetstream::new(connect(&server).await);
+        let stream = js
+            .create_stream(file_stream("F", &["f.>"]))
+            .await
+            .expect("create");
+        for i in 1..=20u64 {
+            let ack = publish_h(
+                &js,
+                &format!("f.{}", i % 3),
+                &[("Nats-Msg-Id", &format!("id{i}"))],
+                &format!("m{i}"),
+            )
+            .await
+            .expect("publish");
+            assert_eq!(ack.sequence, i);
+        }
+        let c = stream
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some("c".into()),
+                ..Default::default()
+            })
+            .await
+            .expect("consumer");
+        for m in fetch(&c, 5).await {
+            if let Err(e) = m.double_ack().await {
+                panic!("ack: {e}");
+            }
+        }
+        drop((c, stream, js));
+        server.signal("TERM");
+        assert!(server.wait_exit().is_some(), "clean exit after SIGTERM");
+    }
+    let server = start(&dir);
+    let js = jetstream::new(connect(&server).await);
+    let mut stream = js.get_stream("F").await.expect("stream after restart");
+    let st = stream.info().await.expect("info").state.clone();
+    assert_eq!(
+        (st.messages, st.first_sequence, st.last_sequence),
+        (20, 1, 20)
+    );
+    // The de-duplication window survived.
+    let dupe = publish_h(&js, "f.1", &[("Nats-Msg-Id", "id3")], "again")
+        .await
+        .expect("dupe");
+    assert!(dupe.duplicate);
+    assert_eq!(dupe.sequence, 3);
+    // New messages continue the sequence.
+    let ack = publish_h(&js, "f.9", &[], "new").await.expect("publish");
+    assert_eq!(ack.sequence, 21);
+    // The consumer continues after what was acked.
+    let c: consumer::PullConsumer = stream
+        .get_consumer("c")
+        .await
+        .expect("consumer after restart");
+    let msgs = fetch(&c, 100).await;
+    assert_eq!(msgs.len(), 16);
+    assert_eq!(msgs[0].payload.as_ref(), b"m6");
+    let m = stream.get_raw_message(7).await.expect("message 7");
+    assert_eq!(m.payload.as_ref(), b"m7");
+}
+
+#[tokio::test]
+async fn acked_messages_survive_sigkill() {
+    let dir = StoreDir::new("kill");
+    let acked;
+    {
+        let server = start(&dir);
+        let js = jetstream::new(connect(&server).await);
+        js.create_stream(file_stream("K", &["k.>"]))
+            .await
+            .expect("create");
+        // 256 publishes in flight, then every ack awaited.
+        let mut futures = Vec::new();
+        for i in 0..500u32 {
+            futures.push(
+                within(
+                    "publish",
+                    js.publish(format!("k.{}", i % 7), i.to_string().into()),
+                )
+                .await
+                .expect("publish"),
+            );
+        }
+        let mut n = 0;
+        for f in futures {
+            within("puback", f.into_future()).await.expect("puback");
+            n += 1;
+        }
+        acked = n;
+        server.signal("KILL");
+    }
+    let server = start(&dir);
+    let js = jetstream::new(connect(&server).await);
+    let mut stream = js.get_stream("K").await.expect("stream after kill");
+    let st = stream.info().await.expect("info").state.clone();
+    assert_eq!(st.messages, acked, "every acknowledged message is kept");
+    for seq in [1, 250, 500] {
+        let m = stream.get_raw_message(seq).await.expect("message");
+        assert_eq!(m.payload.as_ref(), (seq - 1).to_string().as_bytes());
+    }
+    let ack = publish_h(&js, "k.x", &[], "after").await.expect("publish");
+    // After a crash the store continues above the high-water mark it
+    // had reserved: a sequence a consumer may have seen before the crash
+    // is never given to another message.
+    assert!(
+        ack.sequence > 500,
+        "sequences never repeat: {}",
+        ack.sequence
+    );
 }

@@ -410,7 +410,7 @@ impl Engine {
 
     /// Sends the PubAcks whose messages are durable now.
     fn release_held(&mut self) {
-        if self.held.is_empty() {
+        if self.held.is_empty() && self.held_ack_replies.is_empty() {
             return;
         }
         let durable: HashMap<u64, u64> = self
@@ -455,6 +455,7 @@ impl Engine {
             }
         }
         if let Some(p) = self.persistence.as_mut() {
+            jobs.extend(p.take_pending_jobs());
             for (s, c) in std::mem::take(&mut self.dirty_consumers) {
                 let Some(e) = self.streams.get_mut(&s) else {
                     continue;
@@ -471,6 +472,15 @@ impl Engine {
             self.dirty_consumers.clear();
         }
         jobs
+    }
+
+    /// Closes every store (clean shutdown; blocking).
+    pub fn close_all(&mut self) {
+        for e in self.streams.values_mut() {
+            if let Err(err) = e.stream.store.close() {
+                warn!("JetStream: closing stream {}: {err}", e.stream.config.name);
+            }
+        }
     }
 
     /// The storage thread finished job `id`.
@@ -698,9 +708,11 @@ impl Engine {
             return;
         };
         let retention = entry.stream.config.retention;
+        let file_backed = entry.stream.config.storage == Storage::File;
         let Some(c) = entry.consumers.get_mut(consumer) else {
             return;
         };
+        let persistent = file_backed && !c.config.mem_storage;
         let done = c.ack(sseq, kind, now);
         let cname = c.name.clone();
         if let Some(done) = &done {
@@ -758,11 +770,14 @@ impl Engine {
                 headers: Vec::new(),
                 payload: Vec::new(),
             };
-            match self
-                .persistence
-                .as_mut()
-                .and_then(|p| p.ticket(&stream_name, &cname))
-            {
+            let ticket = if persistent {
+                self.persistence
+                    .as_mut()
+                    .and_then(|p| p.ticket(&stream_name, &cname))
+            } else {
+                None
+            };
+            match ticket {
                 Some((sid, ticket)) => self.held_ack_replies.push((sid, ticket, out)),
                 None => self.outputs.push(out),
             }
@@ -1008,14 +1023,13 @@ impl Engine {
         existing.stream.config.check_update(&config)?;
         self.check_overlap(&config, Some(name))?;
         self.check_resources(&config, Some(name))?;
-        if let Some(p) = self.persistence.as_mut()
-            && config.storage == Storage::File
-        {
-            p.update_stream(&config).map_err(|e| store_error(&e))?;
-        }
         let Some(entry) = self.streams.get_mut(name) else {
             return Err(err::stream_not_found());
         };
+        entry
+            .stream
+            .store
+            .set_config(&Persistence::config_bytes(&config, entry.stream.created_ns));
         entry.stream.config = config;
         entry
             .stream

@@ -152,6 +152,21 @@ impl Server {
         self.route_jetstream_outputs();
     }
 
+    /// Clean shutdown: the storage thread finishes what it was given, then
+    /// every store writes and syncs what is left (blocking: the loop is
+    /// done).
+    pub(crate) fn jetstream_shutdown(&mut self) {
+        let Some(js) = self.jetstream.as_deref_mut() else {
+            return;
+        };
+        let jobs = js.engine.take_sync_jobs();
+        if let Some(w) = &js.worker {
+            w.submit_all(jobs);
+        }
+        drop(js.worker.take());
+        js.engine.close_all();
+    }
+
     /// Housekeeping: the engine's timers.
     pub(crate) fn jetstream_tick(&mut self, now: Instant) {
         let Some(js) = self.jetstream.as_deref_mut() else {

@@ -325,6 +325,7 @@ impl Server {
                     SIGNALS => {
                         if let SignalAction::ExitNow = self.on_signals() {
                             info!("Exiting now");
+                            self.jetstream_shutdown();
                             return Ok(());
                         }
                     }
@@ -353,6 +354,7 @@ impl Server {
                 && (self.clients.is_empty() || now >= deadline)
             {
                 info!("Server Exiting..");
+                self.jetstream_shutdown();
                 return Ok(());
             }
         }
