@@ -1277,7 +1277,8 @@ impl Engine {
             .map_err(|e| store_error(&e))?;
         if !removed {
             if req.seq < state.first_seq || req.seq > state.last_seq {
-                return Err(err::no_message_found());
+                // nats-server: below the first sequence is a store error.
+                return Err(ApiError::new(500, 10057, "no message found"));
             }
             return Err(err::sequence_not_found(req.seq));
         }

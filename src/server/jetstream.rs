@@ -181,3 +181,133 @@ impl Server {
 fn js_relevant(subject: &str) -> bool {
     subject.starts_with("$JS.API.") || subject.starts_with("$JS.ACK.")
 }
+
+impl Server {
+    /// The `jetstream` section of `/varz` (`{}` without JetStream, as
+    /// nats-server).
+    pub(crate) fn jetstream_varz(&self) -> serde_json::Value {
+        let (Some(js), Some(opts)) = (self.jetstream.as_deref(), self.config.jetstream.as_ref())
+        else {
+            return serde_json::json!({});
+        };
+        let (mem, file) = js.engine.usage();
+        let (total, errors) = js.engine.api_stats();
+        let limits = js.engine.limits();
+        serde_json::json!({
+            "config": jetstream_config_json(opts, limits),
+            "stats": {
+                "memory": mem,
+                "storage": file,
+                "reserved_memory": 0,
+                "reserved_storage": 0,
+                "accounts": 1,
+                "ha_assets": 0,
+                "api": {"total": total, "errors": errors},
+            },
+        })
+    }
+
+    /// `/jsz`, nats-server's shape: totals, and with `accounts=1`,
+    /// `streams=1` or `consumers=1` the details of the global account.
+    pub(crate) fn jsz(&self, req: &crate::monitor::http::Request) -> serde_json::Value {
+        let now = crate::monitor::timefmt::rfc3339_nano(std::time::SystemTime::now());
+        let (Some(js), Some(opts)) = (self.jetstream.as_deref(), self.config.jetstream.as_ref())
+        else {
+            return serde_json::json!({
+                "server_id": self.server_id(),
+                "now": now,
+                "disabled": true,
+                "config": {},
+                "memory": 0, "storage": 0, "reserved_memory": 0, "reserved_storage": 0,
+                "accounts": 0, "ha_assets": 0,
+                "api": {"total": 0, "errors": 0},
+                "streams": 0, "consumers": 0, "messages": 0, "bytes": 0,
+            });
+        };
+        let flag = |n: &str| req.param(n).is_some_and(|v| v == "1" || v == "true");
+        let want_consumers = flag("consumers");
+        let want_streams = flag("streams") || want_consumers;
+        let want_config = flag("config");
+        let want_accounts = flag("accounts") || want_streams;
+        let (mem, file) = js.engine.usage();
+        let (total, errors) = js.engine.api_stats();
+        let (streams, consumers) = js.engine.counts();
+        let summaries = js.engine.stream_summaries();
+        let messages: u64 = summaries.iter().map(|s| s.2.msgs).sum();
+        let bytes: u64 = summaries.iter().map(|s| s.2.bytes).sum();
+        let mut out = serde_json::json!({
+            "server_id": self.server_id(),
+            "now": now,
+            "config": jetstream_config_json(opts, js.engine.limits()),
+            "memory": mem,
+            "storage": file,
+            "reserved_memory": 0,
+            "reserved_storage": 0,
+            "accounts": 1,
+            "ha_assets": 0,
+            "api": {"total": total, "errors": errors},
+            "streams": streams,
+            "consumers": consumers,
+            "messages": messages,
+            "bytes": bytes,
+        });
+        if want_accounts && let serde_json::Value::Object(m) = &mut out {
+            let detail: Vec<serde_json::Value> = if want_streams {
+                summaries
+                    .into_iter()
+                    .map(|(name, config, state, consumer_info)| {
+                        let mut s = serde_json::json!({
+                            "name": name,
+                            "state": crate::jetstream::engine::state_json(&state, consumer_info.len()),
+                        });
+                        if let serde_json::Value::Object(o) = &mut s {
+                            if want_config {
+                                o.insert("config".into(), config);
+                            }
+                            if want_consumers {
+                                o.insert("consumer_detail".into(), consumer_info.into());
+                            }
+                        }
+                        s
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            m.insert(
+                "account_details".into(),
+                serde_json::json!([{
+                    "name": "$G",
+                    "id": "$G",
+                    "memory": mem,
+                    "storage": file,
+                    "reserved_memory": 0,
+                    "reserved_storage": 0,
+                    "accounts": 1,
+                    "ha_assets": 0,
+                    "api": {"total": total, "errors": errors},
+                    "stream_detail": detail,
+                }]),
+            );
+        }
+        out
+    }
+}
+
+fn jetstream_config_json(
+    opts: &crate::config::JetStreamOptions,
+    limits: Limits,
+) -> serde_json::Value {
+    let sync_ns: u64 = match opts.sync {
+        crate::config::SyncPolicy::Always => 0,
+        crate::config::SyncPolicy::Interval(d) => d.as_nanos() as u64,
+    };
+    serde_json::json!({
+        "max_memory": limits.max_memory,
+        "max_storage": limits.max_file,
+        "store_dir": opts.store_dir.display().to_string(),
+        "sync_interval": sync_ns,
+        "sync_always": matches!(opts.sync, crate::config::SyncPolicy::Always),
+        "compress_ok": false,
+    })
+}
