@@ -439,3 +439,87 @@ fn monitoring_reports_jetstream() {
     assert_eq!(stream["state"]["messages"], 1);
     assert_eq!(stream["consumer_detail"][0]["name"], "c");
 }
+
+#[test]
+fn permissions_apply_to_the_api() {
+    let dir = StoreDir::new("perms");
+    let conf = dir.0.join("natrium.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"
+jetstream {{ store_dir: "{}" }}
+authorization {{
+  users: [
+    {{ user: admin, password: a }}
+    {{ user: reader, password: r, permissions: {{
+        publish: ["$JS.API.STREAM.INFO.>"], subscribe: ["_R.>"] }} }}
+  ]
+}}
+"#,
+            dir.path()
+        ),
+    )
+    .expect("write config");
+    let server = TestServer::start(&["-c", conf.to_str().expect("path")]);
+    let mut admin =
+        server.client_with(r#""verbose":false,"headers":true,"user":"admin","pass":"a""#);
+    admin.send(b"SUB _R.> 1\r\n");
+    admin.sync();
+    let v = api(&mut admin, "$JS.API.STREAM.CREATE.S", r#"{"name":"S"}"#);
+    assert!(v.get("error").is_none(), "{v}");
+
+    let mut reader =
+        server.client_with(r#""verbose":false,"headers":true,"user":"reader","pass":"r""#);
+    reader.send(b"SUB _R.> 1\r\n");
+    reader.sync();
+    let v = api(&mut reader, "$JS.API.STREAM.INFO.S", "");
+    assert_eq!(v["config"]["name"], "S");
+    pubr(&mut reader, "$JS.API.STREAM.DELETE.S", "_R.x", "");
+    reader.expect_err("Permissions Violation for Publish to \"$JS.API.STREAM.DELETE.S\"");
+    let v = api(&mut admin, "$JS.API.STREAM.INFO.S", "");
+    assert_eq!(v["config"]["name"], "S", "the stream is still there");
+}
+
+#[test]
+fn account_limits_refuse_streams_and_messages() {
+    let dir = StoreDir::new("limits");
+    let conf = dir.0.join("natrium.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "jetstream {{ store_dir: \"{}\", max_memory_store: 1000, max_file_store: 10000 }}\n",
+            dir.path()
+        ),
+    )
+    .expect("write config");
+    let server = TestServer::start(&["-c", conf.to_str().expect("path")]);
+    let mut c = client(&server);
+    let v = api(
+        &mut c,
+        "$JS.API.STREAM.CREATE.BIG",
+        r#"{"name":"BIG","storage":"memory","max_bytes":5000}"#,
+    );
+    assert_eq!(
+        error_of(&v),
+        (500, 10028, "insufficient memory resources available".into())
+    );
+    let v = api(
+        &mut c,
+        "$JS.API.STREAM.CREATE.F",
+        r#"{"name":"F","max_bytes":20000}"#,
+    );
+    assert_eq!(
+        error_of(&v),
+        (500, 10047, "insufficient storage resources available".into())
+    );
+    api(&mut c, "$JS.API.STREAM.CREATE.M", r#"{"name":"M","storage":"memory"}"#);
+    let body = "x".repeat(600);
+    pubr(&mut c, "M", "_R.x", &body);
+    let ok: Value = serde_json::from_slice(&c.msg().payload).expect("json");
+    assert_eq!(ok["seq"], 1);
+    pubr(&mut c, "M", "_R.x", &body);
+    let refused: Value = serde_json::from_slice(&c.msg().payload).expect("json");
+    assert_eq!(refused["error"]["code"], 503, "{refused}");
+    assert_eq!(refused["seq"], 0);
+}
