@@ -686,3 +686,94 @@ async fn acked_messages_survive_sigkill() {
         ack.sequence
     );
 }
+
+/// Every `*.seg` file under `dir`.
+fn segment_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(segment_files(&p));
+        } else if p.extension().is_some_and(|x| x == "seg") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn damaged_record_is_reported_and_never_returned() {
+    let dir = StoreDir::new("damage");
+    {
+        let mut server = start(&dir);
+        let js = jetstream::new(connect(&server).await);
+        js.create_stream(file_stream("DMG", &["dmg.>"]))
+            .await
+            .expect("create");
+        for i in 0..10 {
+            // Payloads easy to find in the file.
+            publish_h(
+                &js,
+                "dmg.x",
+                &[],
+                &format!("payload-{i}-{}", "z".repeat(40)),
+            )
+            .await
+            .expect("publish");
+        }
+        drop(js);
+        server.signal("TERM");
+        assert!(server.wait_exit().is_some());
+    }
+    let segs = segment_files(&dir.0);
+    assert!(!segs.is_empty(), "segment files under the store dir");
+    let mut flipped = false;
+    for seg in &segs {
+        let mut bytes = std::fs::read(seg).expect("read segment");
+        if let Some(at) = bytes.windows(9).position(|w| w == b"payload-4") {
+            bytes[at + 3] ^= 0x01; // one bit inside message 5's payload
+            std::fs::write(seg, &bytes).expect("write segment");
+            flipped = true;
+        }
+    }
+    assert!(flipped, "found message 5 on disk");
+    let server = start(&dir);
+    let js = jetstream::new(connect(&server).await);
+    let mut stream = js
+        .get_stream("DMG")
+        .await
+        .expect("the stream is still there");
+    let info = stream.info().await.expect("info").clone();
+    assert_eq!(info.state.messages, 9, "only the damaged message is gone");
+    assert!(stream.get_raw_message(5).await.is_err(), "never returned");
+    for seq in [4, 6, 10] {
+        let m = stream
+            .get_raw_message(seq)
+            .await
+            .expect("intact neighbours");
+        assert!(
+            m.payload
+                .starts_with(format!("payload-{}", seq - 1).as_bytes())
+        );
+    }
+    // The loss is reported in the raw STREAM.INFO state.
+    let client = connect(&server).await;
+    let reply = within(
+        "stream info",
+        client.request("$JS.API.STREAM.INFO.DMG", "".into()),
+    )
+    .await
+    .expect("info");
+    let v: serde_json::Value = serde_json::from_slice(&reply.payload).expect("json");
+    assert_eq!(v["state"]["lost"]["msgs"], serde_json::json!([5]), "{v}");
+    assert!(
+        server
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("DMG") && l.contains("damaged")),
+        "the damage is logged"
+    );
+}
