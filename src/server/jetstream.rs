@@ -93,8 +93,61 @@ impl Server {
         let handled = js
             .engine
             .on_publish(subject, reply, hdrs, payload, Instant::now());
+        self.answer_interest_queries();
         self.route_jetstream_outputs();
         handled == Handled::Yes
+    }
+
+    /// Tells the engine whether the deliver subjects it asks about have
+    /// a subscriber.
+    fn answer_interest_queries(&mut self) {
+        let Some(js) = self.jetstream.as_deref_mut() else {
+            return;
+        };
+        let queries = js.engine.take_interest_queries();
+        if queries.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for subject in queries {
+            let has = self.has_exact_interest(subject.as_bytes());
+            if let Some(js) = self.jetstream.as_deref_mut() {
+                js.engine.interest_changed(&subject, has, now);
+            }
+        }
+    }
+
+    /// Whether a subscription on exactly `subject` exists (a push consumer
+    /// delivers only then; a wildcard that covers it does not count, as in
+    /// nats-server).
+    fn has_exact_interest(&mut self, subject: &[u8]) -> bool {
+        let result = self.sublist.matches(subject);
+        let exact = |id: &crate::sublist::SubId| {
+            self.subs
+                .get(*id as usize)
+                .is_some_and(|s| s.subject.as_ref() == subject)
+        };
+        result.plain.iter().any(exact) || result.queues.iter().any(|g| g.members.iter().any(exact))
+    }
+
+    /// A subscription on `subject` was added or removed: a push consumer
+    /// delivering there may start or stop.
+    pub(crate) fn jetstream_interest(&mut self, subject: &[u8]) {
+        let Some(js) = self.jetstream.as_deref() else {
+            return;
+        };
+        let Ok(text) = std::str::from_utf8(subject) else {
+            return;
+        };
+        if !js.engine.watches(text) {
+            return;
+        }
+        let has = self.has_exact_interest(subject);
+        let text = text.to_string();
+        if let Some(js) = self.jetstream.as_deref_mut() {
+            js.engine.interest_changed(&text, has, Instant::now());
+        }
+        self.route_jetstream_outputs();
     }
 
     /// Publishes what the engine produced.
@@ -125,6 +178,11 @@ impl Server {
     /// End of a loop turn: the turn's writes go to the storage thread as
     /// one batch (group commit).
     pub(crate) fn jetstream_end_of_turn(&mut self) {
+        if self.jetstream.is_none() {
+            return;
+        }
+        // Consumers recovered at start ask here.
+        self.answer_interest_queries();
         let Some(js) = self.jetstream.as_deref_mut() else {
             return;
         };
@@ -179,7 +237,9 @@ impl Server {
 
 /// Subjects JetStream handles whether or not a stream captures them.
 fn js_relevant(subject: &str) -> bool {
-    subject.starts_with("$JS.API.") || subject.starts_with("$JS.ACK.")
+    subject.starts_with("$JS.API.")
+        || subject.starts_with("$JS.ACK.")
+        || subject.starts_with("$JS.FC.")
 }
 
 impl Server {
