@@ -322,6 +322,18 @@ async def pull(nc):
     got = await sub.fetch(1, timeout=5)
     check("fetch after purge", [(m.data, m.metadata.sequence.stream) for m in got], [(b"p9", 9)])
     await got[0].ack_sync(timeout=5)
+
+    # nak with a delay: redelivered, but not before the delay.
+    await js.publish("returns.slow", b"s2")   # seq 11
+    s2 = (await slow.fetch(1, timeout=5))[0]
+    check("slow: next message", (s2.data, s2.metadata.sequence.stream), (b"s2", 11))
+    t0 = time.monotonic()
+    await s2.nak(delay=0.4)
+    again = (await slow.fetch(1, timeout=5))[0]
+    elapsed = time.monotonic() - t0
+    check("nak(delay=0.4): redelivered", (again.data, again.metadata.num_delivered), (b"s2", 2))
+    check("nak(delay=0.4): not before the delay (0.3..3 s)", 0.3 <= elapsed <= 3, True)
+    await again.term()
     check("delete_consumer", await jsm.delete_consumer("ORDERS", "slow"), True)
     check("consumers left", [c.name for c in await jsm.consumers_info("ORDERS")], ["proc"])
 
@@ -357,7 +369,7 @@ async def restart(server):
     m = await jsm.get_msg("DUR", seq=4)
     check("after restart: message 4", (m.subject, m.data, m.headers), ("dur.4", b"d4", {"Nats-Msg-Id": "dur-4"}))
     orders = await jsm.stream_info("ORDERS")
-    check("after restart: ORDERS survived too", (orders.state.messages, orders.state.last_seq), (1, 10))
+    check("after restart: ORDERS survived too", (orders.state.messages, orders.state.last_seq), (2, 11))
     ci = await jsm.consumer_info("DUR", "keep")
     check("after restart: consumer position",
           (ci.num_pending, ci.num_ack_pending, ci.delivered.stream_seq, ci.ack_floor.stream_seq,
