@@ -154,6 +154,22 @@ check("ackAck", await m.ackAck({ timeout: 5000 }), true);
 ci = await jsm.consumers.info("JSI", "work");
 check("consumers.info at the end", [ci.num_pending, ci.num_ack_pending, ci.ack_floor.stream_seq], [0, 0, 6]);
 
+// consume: continuous pulls, re-pulled at the threshold, idle heartbeats.
+const msgs = await c.consume({ max_messages: 2, expires: 2000 });
+const events = [];
+(async () => { for await (const st of await msgs.status()) events.push(st.type); })();
+for (let i = 7; i <= 11; i++) await js.publish("jsi.b", sc.encode(`c${i}`));
+const consumed = [];
+for await (const x of msgs) {
+  consumed.push([x.seq, sc.decode(x.data)]);
+  x.ack();
+  if (consumed.length === 5) msgs.stop();
+}
+check("consumer.consume", consumed, [[7, "c7"], [8, "c8"], [9, "c9"], [10, "c10"], [11, "c11"]]);
+check("consume: no missed heartbeats", events.filter((t) => t === "heartbeats_missed"), []);
+ci = await jsm.consumers.info("JSI", "work");
+check("consumers.info after consume", [ci.num_pending, ci.num_ack_pending, ci.ack_floor.stream_seq], [0, 0, 11]);
+
 check("streams.delete with consumers", await jsm.streams.delete("JSI"), true);
 check("streams.list empty", (await jsm.streams.list().next()).length, 0);
 await nc.drain();
