@@ -338,6 +338,57 @@ async def pull(nc):
     check("consumers left", [c.name for c in await jsm.consumers_info("ORDERS")], ["proc"])
 
 
+async def more(nc):
+    """Subject counts, message delete, start positions and a key-value bucket."""
+    js = nc.jetstream(timeout=5)
+    jsm = nc.jsm(timeout=5)
+    await jsm.add_stream(name="MORE", subjects=["more.*"], storage=api.StorageType.MEMORY)
+    for s in ["more.a", "more.b", "more.a", "more.c"]:
+        await js.publish(s, b"x")
+    si = await jsm.stream_info("MORE", subjects_filter="more.*")
+    check("stream_info subjects_filter", si.state.subjects, {"more.a": 2, "more.b": 1, "more.c": 1})
+    check("delete_msg", await jsm.delete_msg("MORE", 2), True)
+    si = await jsm.stream_info("MORE")
+    check("stream state after delete_msg", (si.state.messages, si.state.first_seq, si.state.last_seq,
+                                            si.state.num_deleted), (3, 1, 4, 1))
+    try:
+        await jsm.get_msg("MORE", seq=2)
+        sys.exit("nats-py js get_msg of a deleted message: did not fail")
+    except NotFoundError as e:
+        check("get_msg of a deleted message", (e.code, e.err_code), (404, 10037))
+    ci = await jsm.add_consumer("MORE", api.ConsumerConfig(
+        durable_name="last", deliver_policy=api.DeliverPolicy.LAST, ack_policy=api.AckPolicy.EXPLICIT))
+    check("deliver_policy last", (ci.num_pending, ci.delivered.stream_seq), (1, 3))
+    ci = await jsm.add_consumer("MORE", api.ConsumerConfig(
+        durable_name="from3", deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=3,
+        ack_policy=api.AckPolicy.EXPLICIT))
+    check("deliver_policy by_start_sequence 3", (ci.num_pending, ci.delivered.stream_seq), (2, 2))
+    sub = await js.pull_subscribe_bind(durable="from3", stream="MORE")
+    got = await sub.fetch(2, timeout=5)
+    check("fetch from sequence 3", [(m.subject, m.metadata.sequence.stream) for m in got],
+          [("more.a", 3), ("more.c", 4)])
+    check("delete_stream MORE", await jsm.delete_stream("MORE"), True)
+
+    kv = await js.create_key_value(bucket="cfg", history=3)
+    check("kv put", (await kv.put("k", b"v1"), await kv.put("k", b"v2")), (1, 2))
+    e = await kv.get("k")
+    check("kv get", (e.key, e.value, e.revision), ("k", b"v2", 2))
+    check("kv update at revision 2", await kv.update("k", b"v3", last=2), 3)
+    try:
+        await kv.update("k", b"v4", last=2)
+        sys.exit("nats-py js kv update at a stale revision: did not fail")
+    except nats.js.errors.KeyWrongLastSequenceError as e:  # from the server's 400/10071
+        check("kv update at a stale revision refused", e.description, "wrong last sequence: 3")
+    await kv.delete("k")
+    try:
+        await kv.get("k")
+        sys.exit("nats-py js kv get after delete: did not fail")
+    except nats.js.errors.KeyNotFoundError:
+        print("nats-py js kv get after delete: KeyNotFoundError: ok")
+    check("kv history 3 keeps 3 values", (await kv.status()).values, 3)
+    check("delete_key_value", await js.delete_key_value("cfg"), True)
+
+
 async def restart(server):
     nc = await connect(server.url)
     js = nc.jetstream(timeout=5)
@@ -400,6 +451,7 @@ async def main():
         check("server INFO says jetstream", nc._server_info.get("jetstream"), True)
         await streams(nc)
         await pull(nc)
+        await more(nc)
         await nc.close()
         await restart(server)
         code = server.stop()
