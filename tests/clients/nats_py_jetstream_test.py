@@ -47,7 +47,7 @@ class Natrium:
             with open(LOG, "rb") as f:
                 f.seek(offset)
                 text = f.read().decode(errors="replace")
-            found = re.search(r"Listening for client connections on (\S+)", text)
+            found = re.search(r"Listening for client connections on (\S+)\r?\n", text)
             if found:
                 self.url = f"nats://{found.group(1)}"
                 return
