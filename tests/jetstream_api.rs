@@ -511,9 +511,17 @@ fn account_limits_refuse_streams_and_messages() {
     );
     assert_eq!(
         error_of(&v),
-        (500, 10047, "insufficient storage resources available".into())
+        (
+            500,
+            10047,
+            "insufficient storage resources available".into()
+        )
     );
-    api(&mut c, "$JS.API.STREAM.CREATE.M", r#"{"name":"M","storage":"memory"}"#);
+    api(
+        &mut c,
+        "$JS.API.STREAM.CREATE.M",
+        r#"{"name":"M","storage":"memory"}"#,
+    );
     let body = "x".repeat(600);
     pubr(&mut c, "M", "_R.x", &body);
     let ok: Value = serde_json::from_slice(&c.msg().payload).expect("json");
