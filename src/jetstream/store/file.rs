@@ -52,8 +52,13 @@ pub struct FileStoreConfig {
     pub cache_bytes: usize,
     /// When to sync.
     pub sync: SyncPolicy,
-    /// Sequences reserved ahead in the metadata's high-water mark.
+    /// Sequences reserved ahead in the metadata's high-water mark (the
+    /// gap a crash may leave in the sequence numbers; one metadata write
+    /// per this many appends).
     pub reserve: u64,
+    /// Up to where the reservation grows under load (doubling while one
+    /// lasts less than a second).
+    pub reserve_max: u64,
 }
 
 impl Default for FileStoreConfig {
@@ -63,6 +68,7 @@ impl Default for FileStoreConfig {
             cache_bytes: 4 * 1024 * 1024,
             sync: SyncPolicy::Always,
             reserve: 4096,
+            reserve_max: 65536,
         }
     }
 }
@@ -125,6 +131,9 @@ pub struct FileStore {
     /// Files written since the last sync (lazy mode).
     dirty: Vec<PathBuf>,
     last_sync: Instant,
+    /// Sequences the next reservation adds, and when the last was made.
+    step: u64,
+    reserved_at: Instant,
     token: u64,
     failed: Option<String>,
     lost: Option<LostData>,
@@ -454,6 +463,7 @@ impl FileStore {
             log::warn!("{}: a metadata copy was damaged", dir.display());
         }
         let last = index.last_seq();
+        let first_step = cfg.reserve.max(1);
         let mut st = FileStore {
             fs,
             dir: dir.to_path_buf(),
@@ -472,6 +482,8 @@ impl FileStore {
             floor,
             dirty: Vec::new(),
             last_sync: Instant::now(),
+            step: first_step,
+            reserved_at: Instant::now(),
             token: 0,
             failed: None,
             lost,
@@ -593,8 +605,7 @@ impl FileStore {
         record::encode_seal(&mut rec, u64::from(id));
         let off = seg.len;
         seg.len += rec.len() as u64;
-        let path = seg.path.clone();
-        self.overwrite_or_append(&path, off, &rec);
+        self.append_to(id, off, &rec);
     }
 
     /// Closes the active segment (if it has records) and begins a new one.
@@ -665,8 +676,7 @@ impl FileStore {
         let off = seg.len;
         seg.len += rec.len() as u64;
         seg.used = true;
-        let path = seg.path.clone();
-        self.overwrite_or_append(&path, off, rec);
+        self.append_to(active, off, rec);
         Loc {
             seg: active,
             // Segments are at most 2^31 bytes plus one record.
@@ -809,14 +819,20 @@ impl FileStore {
 
     /// Queues bytes at the end of a file: joined to the last write if it
     /// ends there.
-    fn overwrite_or_append(&mut self, path: &Path, off: u64, rec: &[u8]) {
+    fn append_to(&mut self, id: u32, off: u64, rec: &[u8]) {
+        let Some(seg) = self.segs.get(&id) else {
+            return;
+        };
         match self.ops.last_mut() {
-            Some(Op::WriteAt(p, o, buf)) if p == path && *o + buf.len() as u64 == off => {
+            // (Paths are built one way: comparing their bytes is exact.)
+            Some(Op::WriteAt(p, o, buf))
+                if p.as_os_str() == seg.path.as_os_str() && *o + buf.len() as u64 == off =>
+            {
                 buf.extend_from_slice(rec);
             }
             _ => self
                 .ops
-                .push(Op::WriteAt(path.to_path_buf(), off, rec.to_vec())),
+                .push(Op::WriteAt(seg.path.clone(), off, rec.to_vec())),
         }
     }
 
@@ -1011,7 +1027,17 @@ impl MessageStore for FileStore {
         }
         let upto = self.index.last_seq();
         if upto > self.hwm {
-            self.push_meta(upto + self.cfg.reserve, false);
+            // The reservation grows while it is used up quickly (at most
+            // about one metadata write a second under load), and shrinks
+            // back when appends slow down.
+            let since = self.reserved_at.elapsed();
+            if since < Duration::from_secs(1) {
+                self.step = (self.step * 2).min(self.cfg.reserve_max.max(self.cfg.reserve));
+            } else if since > Duration::from_secs(10) {
+                self.step = (self.step / 2).max(self.cfg.reserve.max(1));
+            }
+            self.reserved_at = Instant::now();
+            self.push_meta(upto + self.step, false);
         }
         let mut job = SyncJob::new(self.fs.clone());
         job.ops = std::mem::take(&mut self.ops);

@@ -148,6 +148,7 @@ proptest! {
             cache_bytes: cache,
             sync: SyncPolicy::Always,
             reserve: 3,
+            reserve_max: 3,
         };
         let mut s = Reopening::new(seed, cfg);
         run_against_model(&mut s, &ops);
@@ -231,6 +232,7 @@ fn run_seed(seed: u64, tally: &mut Tally) {
         cache_bytes: rng.below(500) as usize,
         sync: SyncPolicy::Always,
         reserve: 1 + rng.below(30),
+        reserve_max: 0,
     };
     let d = dir();
     let open = |fs: &Arc<dyn FileSystem>| {
@@ -681,4 +683,89 @@ fn damaged_middle_keeps_what_follows() {
         FileStore::recover_config_with(fs.as_ref(), &dir()).as_deref(),
         Some(CONFIG)
     );
+}
+
+/// Figures for docs/storage.md (`cargo test --release --lib
+/// jetstream::store::sim::figures -- --ignored --nocapture`): append rates
+/// on the real file system with a sync every 256 messages and every
+/// message, bytes per message on disk, recovery time of 1M messages.
+#[test]
+#[ignore]
+fn figures() {
+    use super::fs::RealFs;
+    use std::time::Instant;
+    let base = std::env::var("NATRIUM_FIGURES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir())
+        .join(format!("natrium-figures-{}", std::process::id()));
+    let fs: Arc<dyn FileSystem> = Arc::new(RealFs::new());
+    let payload = [7u8; 16];
+    let rate = |name: &str, n: u64, every: u64| {
+        let d = base.join(name);
+        let mut s =
+            FileStore::open_with(fs.clone(), &d, CONFIG, FileStoreConfig::default()).unwrap();
+        let t = Instant::now();
+        let mut in_jobs = 0.0;
+        for i in 0..n {
+            s.append("orders.new1", b"", &payload, i as i64).unwrap();
+            if (i + 1) % every == 0 {
+                let j = s.take_sync().unwrap();
+                let tj = Instant::now();
+                let r = j.run();
+                in_jobs += tj.elapsed().as_secs_f64();
+                assert!(r.is_ok());
+                s.sync_done(r);
+            }
+        }
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!(
+            "appends, sync every {every}: {n} in {secs:.2} s = {:.0}/s ({in_jobs:.2} s in the jobs' writes and syncs)",
+            n as f64 / secs
+        );
+        s.close().unwrap();
+    };
+    rate("every1", 2_000, 1);
+    rate("every256", 200_000, 256);
+    // 1M messages, then recovery.
+    let d = base.join("million");
+    let mut s = FileStore::open_with(fs.clone(), &d, CONFIG, FileStoreConfig::default()).unwrap();
+    let t = Instant::now();
+    for i in 0..1_000_000u64 {
+        s.append("orders.new1", b"", &payload, i as i64).unwrap();
+        if (i + 1) % 4096 == 0 {
+            let j = s.take_sync().unwrap();
+            let r = j.run();
+            s.sync_done(r);
+        }
+    }
+    s.close().unwrap();
+    eprintln!(
+        "1M appends (sync every 4096): {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let seg_bytes: u64 = fs
+        .list_dir(&d)
+        .unwrap()
+        .iter()
+        .filter(|n| n.ends_with(".seg"))
+        .map(|n| fs.len(&d.join(n)).unwrap())
+        .sum();
+    eprintln!(
+        "bytes on disk per 16 B message on an 11 B subject: {:.2} (segments {seg_bytes} B)",
+        seg_bytes as f64 / 1e6
+    );
+    let t = Instant::now();
+    let mut s = FileStore::open_with(fs.clone(), &d, CONFIG, FileStoreConfig::default()).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let st = s.state();
+    assert_eq!(st.msgs, 1_000_000);
+    assert_eq!(st.lost, None);
+    eprintln!("recovery of 1M messages: {secs:.3} s");
+    eprintln!(
+        "index: {} B per message slot",
+        FileStore::index_bytes_per_slot()
+    );
+    assert_eq!(s.load(500_000).unwrap().unwrap().payload, payload);
+    s.delete().unwrap();
+    let _ = std::fs::remove_dir_all(&base);
 }
