@@ -163,6 +163,10 @@ struct Scan {
 
 const MAX_LOST_LISTED: usize = 100_000;
 
+/// The largest jump in sequence recovery accepts while messages are stored
+/// (a crash leaves at most the high-water-mark reservation).
+const MAX_GAP: u64 = 1 << 22;
+
 impl Scan {
     fn damage(&mut self, path: &Path, at: usize, len: usize) {
         log::warn!(
@@ -274,6 +278,20 @@ impl Scan {
 
     fn apply(&mut self, seg: u32, pos: usize, n: usize, rec: Record<'_>, path: &Path) {
         self.sealed = false;
+        if let Record::Msg { seq, .. } | Record::Erased { seq } | Record::Delete { seq } = rec
+            && self.index.msgs() > 0
+            && seq > self.index.last_seq().saturating_add(MAX_GAP)
+        {
+            // No sequence gap this large is ever written (the index would
+            // have to fill it): a record that only looks valid.
+            log::warn!(
+                "{}: record at offset {pos} has an implausible sequence {seq}; skipped",
+                path.display()
+            );
+            self.lost_bytes += n as u64;
+            self.damage_open = true;
+            return;
+        }
         match rec {
             Record::Seal { seq } => self.sealed = seq == u64::from(seg),
             Record::Msg {
@@ -1060,6 +1078,14 @@ impl MessageStore for FileStore {
                 if lazy_due || self.last_sync.elapsed() >= self.interval() {
                     job.sync = self.all_dirty(Vec::new());
                     self.last_sync = Instant::now();
+                } else {
+                    // A new segment's header (with the config) is synced
+                    // even so: once per segment.
+                    for op in &job.ops {
+                        if let Op::Create(p) = op {
+                            job.sync.push(p.clone());
+                        }
+                    }
                 }
             }
         }
