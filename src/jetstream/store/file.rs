@@ -988,6 +988,7 @@ impl MessageStore for FileStore {
 
     fn compact(&mut self, seq: u64) -> Result<u64, StoreError> {
         self.check()?;
+        let seq = seq.min(record::MAX_SEQ + 1);
         let mut n = 0;
         while let Some(q) = self.index.first_live() {
             if q >= seq {

@@ -145,6 +145,7 @@ impl<B: Default> Index<B> {
     /// Raises `last_seq` (recovery's high-water mark, compaction past the
     /// end) without storing anything. Only when nothing newer is stored.
     pub fn raise_last(&mut self, seq: u64) {
+        let seq = seq.min(super::record::MAX_SEQ);
         if seq <= self.last_seq {
             return;
         }
@@ -200,7 +201,7 @@ impl<B: Default> Index<B> {
 
     /// Stores `seq` (which must be above `last_seq`; false otherwise).
     pub fn insert(&mut self, seq: u64, subject: &str, body: B, size: u32, time: i64) -> bool {
-        if seq <= self.last_seq || seq == u64::MAX {
+        if seq <= self.last_seq || seq > super::record::MAX_SEQ {
             return false;
         }
         if self.msgs == 0 {

@@ -150,6 +150,7 @@ impl MessageStore for MemStore {
 
     fn compact(&mut self, seq: u64) -> Result<u64, StoreError> {
         self.check()?;
+        let seq = seq.min(super::record::MAX_SEQ + 1);
         let mut n = 0;
         while let Some(q) = self.index.first_live() {
             if q >= seq {

@@ -777,3 +777,29 @@ fn figures() {
     s.delete().unwrap();
     let _ = std::fs::remove_dir_all(&base);
 }
+
+#[test]
+fn huge_sequences_do_not_overflow() {
+    let sim = SimFs::new(5);
+    let fs: Arc<dyn FileSystem> = Arc::new(sim.clone());
+    let cfg = FileStoreConfig::default();
+    let mut s = FileStore::open_with(fs.clone(), &dir(), CONFIG, cfg.clone()).unwrap();
+    s.append("a", b"", b"x", 1).unwrap();
+    s.compact(u64::MAX).unwrap();
+    let last = s.state().last_seq;
+    assert_eq!(last, record::MAX_SEQ);
+    assert!(
+        s.append("a", b"", b"x", 2).is_err(),
+        "no sequence above the maximum"
+    );
+    let j = s.take_sync().unwrap();
+    let r = j.run();
+    s.sync_done(r);
+    let s = FileStore::open_with(fs, &dir(), CONFIG, cfg).unwrap();
+    assert_eq!(s.state().last_seq, last);
+    assert_eq!(s.state().lost, None);
+    let mut m = super::mem::MemStore::new();
+    m.compact(u64::MAX).unwrap();
+    assert_eq!(m.state().last_seq, record::MAX_SEQ);
+    assert!(m.append("a", b"", b"x", 2).is_err());
+}
