@@ -31,6 +31,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod jetstream;
 pub mod leaf;
 pub mod monitor;
 pub mod protocol;

@@ -25,8 +25,10 @@ const LAYERS: &[(&str, u32)] = &[
     ("config", 2),
     // HTTP, JSON shapes and the closed ring; knows no loop.
     ("monitor", 3),
+    // Durable streams: engine, storage, API; knows no loop.
+    ("jetstream", 4),
     // The event loop, its connections, and the glue to everything below.
-    ("server", 4),
+    ("server", 5),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

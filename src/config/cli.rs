@@ -1,6 +1,7 @@
 //! The command line: nats-server's flags (and natrium's own limits flags)
 //! read into a [`Config`], after the configuration file given with `-c`.
 
+use super::JetStreamOptions;
 use super::keys::load_file;
 use super::{
     Command, Config, ConfigError, SignalRequest, err, parse_duration_str, parse_http_port,
@@ -115,6 +116,8 @@ const VALUE_FLAGS: &[&str] = &[
     "-sl",
     "--signal",
     "--client_advertise",
+    "-sd",
+    "--store_dir",
 ];
 
 /// Flags that take no value (a boolean may be written `--flag=false`).
@@ -138,6 +141,8 @@ const BOOL_FLAGS: &[&str] = &[
     "--logtime",
     "--logtime_utc",
     "--no_advertise",
+    "-js",
+    "--jetstream",
 ];
 
 /// Parses the command line (without the program name).
@@ -206,6 +211,7 @@ where
         warnings.extend(load_file(&mut config, &path)?);
         config.config_file = Some(path);
     }
+    let mut store_dir = None;
     for (name, value) in &flags {
         let v = value.as_deref().unwrap_or_default();
         // A boolean flag written `--flag=false`.
@@ -223,6 +229,15 @@ where
             }
             "-ms" | "--https_port" => {
                 set_monitor_port(&mut config.monitor, true, parse_http_port(v)?)?;
+            }
+            "-js" | "--jetstream" => {
+                if on {
+                    config
+                        .jetstream
+                        .get_or_insert_with(JetStreamOptions::default);
+                } else {
+                    config.jetstream = None;
+                }
             }
             "-D" | "--debug" => config.debug = on,
             "-V" | "--trace" => config.trace = on,
@@ -278,8 +293,13 @@ where
                 config.tls.get_or_insert_with(TlsOptions::default).ca_file = Some(v.into());
             }
             "--write_deadline" => config.write_deadline = parse_duration_flag(name, v)?,
+            "-sd" | "--store_dir" => store_dir = Some(PathBuf::from(v)),
             _ => return err(format!("unknown flag {name} (see --help)")),
         }
+    }
+    // `-sd` names the directory of JetStream (enabled by `-js` or the file).
+    if let (Some(dir), Some(js)) = (store_dir, config.jetstream.as_mut()) {
+        js.store_dir = dir;
     }
     if let Some(v) = signal {
         let request = SignalRequest::parse(&v, config.pid_file.as_deref())?;

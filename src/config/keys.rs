@@ -11,8 +11,8 @@
 use super::syntax;
 use super::syntax::{Entry, Item, Map, Value};
 use super::{
-    Config, ConfigError, MonitorConfig, check_lame_duck_duration, parse_duration_str,
-    parse_http_port, parse_port, set_monitor_port, validate,
+    Config, ConfigError, JetStreamOptions, MonitorConfig, SyncPolicy, check_lame_duck_duration,
+    parse_duration_str, parse_http_port, parse_port, set_monitor_port, validate,
 };
 use crate::auth::permissions::{Permissions, ResponsePermission, SubjectPermission};
 use crate::auth::{AuthConfig, NkeyUser, User};
@@ -320,6 +320,84 @@ fn leaf_remote(item: &Item, warnings: &mut Vec<String>) -> Result<Remote, Config
     Ok(remote)
 }
 
+/// `jetstream: enabled|disabled|true|false` or `jetstream { ... }`.
+fn jetstream_value(item: &Item) -> Result<Option<JetStreamOptions>, ConfigError> {
+    let mut js = JetStreamOptions::default();
+    match &item.value {
+        Value::Bool(b) => Ok(b.then_some(js)),
+        Value::Str(s) => match s.to_ascii_lowercase().as_str() {
+            "enabled" | "enable" | "true" | "on" => Ok(Some(js)),
+            "disabled" | "disable" | "false" | "off" => Ok(None),
+            _ => Err(at(item, &format!("invalid jetstream value {s:?}"))),
+        },
+        Value::Map(block) => {
+            for e in block.iter() {
+                let v = &e.value;
+                match e.key.to_ascii_lowercase().as_str() {
+                    "enabled" | "enable" => {
+                        if !bool_value(&e.key, v)? {
+                            return Ok(None);
+                        }
+                    }
+                    "store_dir" | "storedir" | "store" => {
+                        js.store_dir = PathBuf::from(str_value(&e.key, v)?);
+                    }
+                    "max_memory_store" | "max_mem_store" | "max_mem" => {
+                        js.max_memory = size_or_unlimited(&e.key, v)?;
+                    }
+                    "max_file_store" | "max_file" => {
+                        js.max_file = size_or_unlimited(&e.key, v)?;
+                    }
+                    "sync_interval" | "sync" => {
+                        js.sync = match &v.value {
+                            Value::Str(s) if s.eq_ignore_ascii_case("always") => SyncPolicy::Always,
+                            _ => {
+                                let d = duration_value(&e.key, v)?;
+                                if d.is_zero() {
+                                    SyncPolicy::Always
+                                } else {
+                                    SyncPolicy::Interval(d)
+                                }
+                            }
+                        };
+                    }
+                    // Accepted and without effect in a single server.
+                    "max_buffered_msgs"
+                    | "max_buffered_size"
+                    | "unique_tag"
+                    | "max_outstanding_catchup"
+                    | "request_queue_limit"
+                    | "strict"
+                    | "max_ack_pending"
+                    | "max_ha_assets"
+                    | "sync_always" => {}
+                    other => {
+                        return Err(at(
+                            v,
+                            &format!("jetstream option {other:?} is not supported by natrium"),
+                        ));
+                    }
+                }
+            }
+            Ok(Some(js))
+        }
+        _ => Err(at(
+            item,
+            "jetstream must be a boolean, enabled/disabled or a block",
+        )),
+    }
+}
+
+/// A size, where a negative number means "no limit" (-1).
+fn size_or_unlimited(key: &str, item: &Item) -> Result<i64, ConfigError> {
+    if let Value::Int(n) = item.value
+        && n < 0
+    {
+        return Ok(-1);
+    }
+    Ok(size_value(key, item)? as i64)
+}
+
 /// Reads options from a configuration file into `config`.
 /// Returns warnings (unknown keys, ignored options).
 pub fn load_file(config: &mut Config, path: &std::path::Path) -> Result<Vec<String>, ConfigError> {
@@ -456,6 +534,7 @@ pub fn apply_map(config: &mut Config, map: &Map) -> Result<Vec<String>, ConfigEr
                     n as usize
                 };
             }
+            "jetstream" => config.jetstream = jetstream_value(item)?,
             _ if is_variable(entry) => {}
             _ => return Err(reject(entry, "", UNSUPPORTED_TOP)),
         }
@@ -478,9 +557,6 @@ const UNSUPPORTED_TOP: &[&str] = &[
     "gateway",
     "http_base_path",
     "https",
-    "jetstream",
-    "leaf",
-    "leafnodes",
     "mappings",
     "maps",
     "max_sub_tokens",

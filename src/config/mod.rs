@@ -27,6 +27,43 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// When a stored message counts as durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// fdatasync before the PubAck (natrium's default; group commit makes
+    /// it fast). `sync_interval: always`.
+    Always,
+    /// nats-server's lazy mode: written to the OS before the PubAck,
+    /// synced every interval. Not durable against power loss.
+    Interval(Duration),
+}
+
+/// The `jetstream` options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JetStreamOptions {
+    /// Where streams are kept (`store_dir`, `-sd`); nats-server's default
+    /// is `<tmp>/nats/jetstream`. Streams live under
+    /// `<store_dir>/jetstream/$G/streams/`.
+    pub store_dir: PathBuf,
+    /// `max_memory_store` in bytes, -1 for the default (75% of RAM).
+    pub max_memory: i64,
+    /// `max_file_store` in bytes, -1 for the default (1 TB).
+    pub max_file: i64,
+    /// `sync_interval`.
+    pub sync: SyncPolicy,
+}
+
+impl Default for JetStreamOptions {
+    fn default() -> Self {
+        JetStreamOptions {
+            store_dir: std::env::temp_dir().join("nats").join("jetstream"),
+            max_memory: -1,
+            max_file: -1,
+            sync: SyncPolicy::Always,
+        }
+    }
+}
+
 /// Default client port.
 pub const DEFAULT_PORT: u16 = 4222;
 /// nats-server's `lame_duck_duration` default.
@@ -109,6 +146,8 @@ pub struct Config {
     pub monitor: MonitorConfig,
     /// Leaf-node links (`leafnodes { ... }`): see `crate::leaf::options`.
     pub leafnodes: crate::leaf::options::LeafOptions,
+    /// JetStream, when enabled (`-js`, or a `jetstream` block).
+    pub jetstream: Option<JetStreamOptions>,
 }
 
 /// Options of the HTTP monitoring endpoint (`src/monitor/`).
@@ -171,6 +210,7 @@ impl Default for Config {
             args: Vec::new(),
             monitor: MonitorConfig::default(),
             leafnodes: Default::default(),
+            jetstream: None,
         }
     }
 }
@@ -581,8 +621,6 @@ mod tests {
             "gateway { name: x }",
             "websocket { port: 8080 }",
             "mqtt { port: 1883 }",
-            "jetstream: true",
-            "leafnodes { port: 7422 }",
         ] {
             let name = key.split([' ', ':']).next().unwrap();
             let e = load_err(key);

@@ -197,6 +197,8 @@ pub struct ServerInfo<'a> {
     /// The server is in lame duck mode (`ldm`): clients should reconnect
     /// to another server.
     pub lame_duck_mode: bool,
+    /// Whether JetStream is enabled (`"jetstream":true`).
+    pub jetstream: bool,
 }
 
 impl InfoTemplate {
@@ -229,6 +231,9 @@ impl InfoTemplate {
         }
         if info.lame_duck_mode {
             p.extend_from_slice(b",\"ldm\":true");
+        }
+        if info.jetstream {
+            p.extend_from_slice(b",\"jetstream\":true");
         }
         p.push(b',');
         InfoTemplate { prefix: p }
@@ -297,6 +302,7 @@ mod tests {
     #[test]
     fn info_is_valid_json() {
         let t = InfoTemplate::new(&ServerInfo {
+            jetstream: false,
             server_id: "NABC",
             server_name: "a \"name\"",
             host: "0.0.0.0",

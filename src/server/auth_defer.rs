@@ -3,13 +3,11 @@
 //! verdict with whatever it sent after the CONNECT, and the loop serves
 //! everyone else meanwhile.
 
-use super::{Server, WAKER};
+use super::Server;
 use crate::auth::bcrypt_worker::{AuthWorker, Job};
 use crate::protocol::error::ProtoError;
 use crate::protocol::parser::Op;
 use log::{error, warn};
-use mio::Waker;
-use std::sync::Arc;
 
 impl Server {
     /// Whether a CONNECT of this client waits for the bcrypt worker.
@@ -30,8 +28,7 @@ impl Server {
         given: String,
     ) -> Result<(), ProtoError> {
         if self.auth_worker.is_none() {
-            let worker = Waker::new(self.poll.registry(), WAKER)
-                .and_then(|waker| AuthWorker::start(Arc::new(waker)));
+            let worker = AuthWorker::start(self.waker.clone());
             match worker {
                 Ok(worker) => self.auth_worker = Some(worker),
                 Err(e) => {

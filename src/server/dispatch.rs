@@ -199,6 +199,9 @@ impl Server {
             self.leaf_interest(key, subject, queue, true);
         }
         self.ok(key);
+        if self.jetstream.is_some() {
+            self.jetstream_interest(subject);
+        }
         Ok(())
     }
 
@@ -231,6 +234,9 @@ impl Server {
         }
         if self.leaf.is_some() {
             self.leaf_interest(sub.client, &sub.subject, sub.queue.as_deref(), false);
+        }
+        if self.jetstream.is_some() {
+            self.jetstream_interest(&sub.subject);
         }
     }
 
@@ -275,8 +281,9 @@ impl Server {
         let echo = client.opts.echo;
         let wants_no_responders =
             p.reply.is_some() && client.opts.headers && client.opts.no_responders;
+        let answered = self.jetstream.is_some() && self.jetstream_publish(p);
         let delivered = self.route(key, echo, p);
-        if delivered == 0 && wants_no_responders {
+        if delivered == 0 && wants_no_responders && !answered {
             self.no_responders(key, p);
         }
         Ok(())
@@ -285,7 +292,20 @@ impl Server {
     /// Delivers a message to every matching plain subscription and one
     /// member of each matching queue group. Returns the number of copies.
     pub(crate) fn route(&mut self, from: usize, echo: bool, p: &Publish<'_>) -> usize {
-        let result = self.sublist.matches(p.subject);
+        self.route_to(from, echo, p.subject, p)
+    }
+
+    /// Like [`Server::route`], to the subscribers of `target` while the
+    /// message shows `p.subject` (JetStream delivers a stored message to a
+    /// pull request's inbox under the subject it was published to).
+    pub(crate) fn route_to(
+        &mut self,
+        from: usize,
+        echo: bool,
+        target: &[u8],
+        p: &Publish<'_>,
+    ) -> usize {
+        let result = self.sublist.matches(target);
         if result.is_empty() {
             return 0;
         }

@@ -31,6 +31,7 @@ mod auth_defer;
 mod backpressure;
 pub mod client;
 mod dispatch;
+mod jetstream;
 mod leaf;
 pub mod logging;
 mod monitoring;
@@ -181,6 +182,11 @@ pub struct Server {
     process_files: Vec<std::path::PathBuf>,
     /// Leaf-node links and their interest books, when configured (`server/leaf.rs`).
     pub(crate) leaf: Option<Box<leaf::LeafState>>,
+    /// Wakes the loop for the worker threads (bcrypt, storage): mio allows
+    /// one waker per poll, so they share it.
+    waker: Arc<mio::Waker>,
+    /// JetStream, when enabled.
+    pub(crate) jetstream: Option<Box<jetstream::JetStream>>,
 }
 
 /// What handling signals asks the loop to do.
@@ -225,7 +231,16 @@ impl Server {
                 shortest = shortest.min(delay.saturating_mul(4));
             }
         }
-        let tick = (shortest / 8).clamp(Duration::from_millis(5), Duration::from_millis(250));
+        let mut tick = (shortest / 8).clamp(Duration::from_millis(5), Duration::from_millis(250));
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
+        let jetstream = match &config.jetstream {
+            Some(opts) => {
+                // Pull expiries and heartbeats are checked on the tick.
+                tick = tick.min(Duration::from_millis(20));
+                Some(Box::new(jetstream::JetStream::start(opts, waker.clone())?))
+            }
+            None => None,
+        };
         Ok(Server {
             limits: Limits {
                 max_control_line: config.max_control_line,
@@ -262,6 +277,8 @@ impl Server {
             lame_duck: None,
             process_files: Vec::new(),
             leaf,
+            waker,
+            jetstream,
         })
     }
 
@@ -336,10 +353,14 @@ impl Server {
                 match event.token() {
                     LISTENER => self.accept_all(),
                     LEAF_LISTENER => self.accept_leafs(),
-                    WAKER => self.on_auth_verdicts(),
+                    WAKER => {
+                        self.on_auth_verdicts();
+                        self.jetstream_completions();
+                    }
                     SIGNALS => {
                         if let SignalAction::ExitNow = self.on_signals() {
                             info!("Exiting now");
+                            self.jetstream_shutdown();
                             return Ok(());
                         }
                     }
@@ -380,6 +401,7 @@ impl Server {
                 && (self.clients.is_empty() || now >= deadline)
             {
                 info!("Server Exiting..");
+                self.jetstream_shutdown();
                 return Ok(());
             }
         }
@@ -780,6 +802,7 @@ impl Server {
 
     /// Flushes every client written to this turn, then moves closing clients on.
     fn end_of_turn(&mut self, now: Instant) {
+        self.jetstream_end_of_turn();
         let mut dirty = std::mem::take(&mut self.dirty);
         for &key in &dirty {
             self.flush(key, now);
@@ -1023,6 +1046,7 @@ impl Server {
     /// Auth timeouts, keepalive PINGs and stale connections, stalled
     /// writes, closing deadlines, idle buffers, and paused accepts.
     fn housekeeping(&mut self, now: Instant) {
+        self.jetstream_tick(now);
         if self.accept_paused_until.is_some_and(|t| now >= t) {
             self.accept_paused_until = None;
             self.accept_all();
@@ -1245,6 +1269,7 @@ pub(crate) fn info_template(
             .tls
             .as_ref()
             .is_some_and(|t| t.requires_client_cert()),
+        jetstream: config.jetstream.is_some(),
     })
 }
 

@@ -44,6 +44,9 @@ impl Server {
                         self.local_addr
                     );
                 }
+                if fresh.jetstream != self.config.jetstream {
+                    warn!("Reload: JetStream options cannot change without a restart");
+                }
                 if fresh.logfile != self.config.logfile {
                     match &fresh.logfile {
                         Some(path) => {
