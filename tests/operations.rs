@@ -304,3 +304,25 @@ fn client_advertise_is_announced_in_info() {
     assert_eq!(info["host"], "nats.example.com");
     assert_eq!(info["port"], 4333);
 }
+
+#[test]
+fn the_default_bind_accepts_ipv6_clients_too() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here: skipped");
+        return;
+    }
+    // The harness's -a 127.0.0.1 is overridden: the default address.
+    let server = TestServer::start(&["-a", "0.0.0.0"]);
+    assert!(server.addr.ip().is_unspecified(), "{}", server.addr);
+    let port = server.addr.port();
+    for addr in [format!("127.0.0.1:{port}"), format!("[::1]:{port}")] {
+        let mut c = Conn::connect(addr.parse().unwrap());
+        let info = c.line();
+        assert!(info.starts_with("INFO {"), "{addr}: {info}");
+        c.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+        c.expect("PONG");
+    }
+    // An explicit IPv4 address stays IPv4-only.
+    let v4 = TestServer::start(&[]);
+    assert!(std::net::TcpStream::connect(("::1", v4.addr.port())).is_err());
+}
