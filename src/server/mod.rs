@@ -1137,8 +1137,10 @@ impl Server {
         SignalAction::Continue
     }
 
-    /// Stops accepting and closes every client after flushing what it has.
+    /// Stops accepting and closes every client after flushing what it has
+    /// (ending lame duck mode, if it was on).
     pub fn begin_shutdown(&mut self) {
+        self.lame_duck = None;
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
