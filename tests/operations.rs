@@ -326,3 +326,27 @@ fn the_default_bind_accepts_ipv6_clients_too() {
     let v4 = TestServer::start(&[]);
     assert!(std::net::TcpStream::connect(("::1", v4.addr.port())).is_err());
 }
+
+#[test]
+fn log_lines_have_nats_servers_shape_with_and_without_time() {
+    let server = TestServer::start(&[]);
+    let line = server.wait_for_log("Server is ready").unwrap();
+    let pid = format!("[{}] ", server.pid());
+    // [pid] 2026/01/02 15:04:05.000000 [INF] Server is ready
+    let rest = line.strip_prefix(&pid).unwrap_or_else(|| panic!("{line}"));
+    let (date, rest) = rest.split_at(26);
+    let bytes = date.as_bytes();
+    assert!(
+        bytes[4] == b'/' && bytes[7] == b'/' && bytes[10] == b' ' && bytes[19] == b'.',
+        "{line}"
+    );
+    assert_eq!(rest, " [INF] Server is ready", "{line}");
+
+    let untimed = TestServer::start(&["--logtime=false"]);
+    let line = untimed.wait_for_log("Server is ready").unwrap();
+    assert_eq!(
+        line,
+        format!("[{}] [INF] Server is ready", untimed.pid()),
+        "-T=false: no time"
+    );
+}
