@@ -7,8 +7,9 @@
 //! their own:
 //! `backpressure` (slow consumers, and slowing a publisher for a subscriber
 //! that is still reading), `auth_defer` (CONNECTs waiting for the bcrypt
-//! worker), `reload` (SIGHUP) and `tls_io` (reading TLS clients, their
-//! handshake and its timers). The connection state is in `client`, what
+//! worker), `reload` (SIGHUP), `ops` (pid and ports files, SIGUSR1's log
+//! reopen, SIGUSR2's lame duck mode), `logging` (the process log sink) and
+//! `tls_io` (reading TLS clients, their handshake and its timers). The connection state is in `client`, what
 //! each operation does in `dispatch`, applying auth and permissions to
 //! connections in `access`. HTTP monitoring connections are
 //! `crate::monitor`'s and share this loop; `monitoring` is the glue that
