@@ -53,11 +53,10 @@ fn main() -> ExitCode {
         log::warn!("{w}");
     }
     raise_open_files_limit();
-    let addr = format!("{}:{}", config.host, config.port);
     let mut server = match Server::bind(config) {
         Ok(server) => server,
         Err(e) => {
-            log::error!("Cannot listen on {addr}: {e}");
+            log::error!("{e}");
             return ExitCode::FAILURE;
         }
     };

@@ -28,6 +28,18 @@ fn refused(tag: &str, text: &str, want: &str) {
     }
 }
 
+/// Without credentials a client is refused; with `user`/`pass` it gets in.
+fn requires_credentials(server: &TestServer, user: &str, pass: &str) {
+    server
+        .raw()
+        .expect_fatal_reply(b"CONNECT {}\r\n", "Authorization Violation");
+    let mut c = server.client_with(&format!(
+        r#""verbose":false,"user":"{user}","pass":"{pass}""#
+    ));
+    c.send(b"PING\r\n");
+    c.expect("PONG");
+}
+
 #[test]
 fn misspelt_keys_stop_the_server_with_their_position() {
     refused(
@@ -109,12 +121,7 @@ fn variables_are_not_unknown_fields() {
         "PASS: s3cret\nauthorization {\n  user: a\n  password: $PASS\n}\n",
     );
     let server = TestServer::start(&["-c", conf.arg()]);
-    server
-        .raw()
-        .expect_fatal_reply(b"CONNECT {}\r\n", "Authorization Violation");
-    let mut c = server.client_with(r#""verbose":false,"user":"a","pass":"s3cret""#);
-    c.send(b"PING\r\n");
-    c.expect("PONG");
+    requires_credentials(&server, "a", "s3cret");
 }
 
 #[test]
@@ -127,12 +134,7 @@ fn a_block_may_open_on_the_next_line() {
     let server = TestServer::start(&["-c", conf.arg()]);
     let (_c, info) = server.raw_with_info();
     assert_eq!(info["auth_required"], true);
-    server
-        .raw()
-        .expect_fatal_reply(b"CONNECT {}\r\n", "Authorization Violation");
-    let mut c = server.client_with(r#""verbose":false,"user":"foo","pass":"bar""#);
-    c.send(b"PING\r\n");
-    c.expect("PONG");
+    requires_credentials(&server, "foo", "bar");
 }
 
 #[test]
@@ -176,10 +178,5 @@ fn a_reload_with_an_unknown_key_keeps_the_running_configuration() {
         .wait_for_log("Reload failed, keeping the running configuration")
         .expect("reload refused");
     assert!(line.contains("unknown field \"usres\""), "{line}");
-    server
-        .raw()
-        .expect_fatal_reply(b"CONNECT {}\r\n", "Authorization Violation");
-    let mut c = server.client_with(r#""verbose":false,"user":"a","pass":"b""#);
-    c.send(b"PING\r\n");
-    c.expect("PONG");
+    requires_credentials(&server, "a", "b");
 }

@@ -710,3 +710,35 @@ async fn client_reconnects_and_resubscribes_after_server_restart() {
     );
     assert_eq!(events.last().map(String::as_str), Some("connected"));
 }
+
+#[tokio::test]
+async fn async_nats_sees_lame_duck_mode() {
+    // SIGUSR2: the official client reports "lame duck mode detected" from
+    // the INFO with ldm, as it does with nats-server.
+    let conf = common::TempConf::new("interop-ldm", "lame_duck_grace_period: \"0s\"\n");
+    let mut server = TestServer::start(&["-c", conf.arg()]);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let client = connect_with(
+        &server,
+        opts().event_callback(move |e| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(e);
+            }
+        }),
+    )
+    .await;
+    sync(&client).await;
+    server.signal("USR2");
+    let seen = within("the lame duck event", async {
+        while let Some(e) = rx.recv().await {
+            if matches!(e, Event::LameDuckMode) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(seen);
+    assert_eq!(server.wait_exit(), Some(0));
+}

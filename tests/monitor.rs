@@ -826,3 +826,54 @@ fn https_monitoring_serves_the_same_endpoints_over_tls() {
     );
     assert!(get("/varz").starts_with("HTTP/1.1 200 OK"));
 }
+
+#[test]
+fn a_pong_to_the_servers_ping_is_not_activity() {
+    // nats-server's rule: /connz last_activity (and idle) ignore the
+    // answer to a keepalive PING, so sort=idle finds quiet devices.
+    let (server, http) = start(&[]);
+    let (mut c, cid) = client(&server, "");
+    let path = format!("/connz?cid={cid}");
+    let before = json(http, &path)["connections"][0]["last_activity"].clone();
+    // natrium sends its first PING 2 s after CONNECT; answer it.
+    assert_eq!(c.line(), "PING");
+    c.send(b"PONG\r\n");
+    let after = poll(http, &path, |v| v["connections"][0]["rtt"] != "0s");
+    assert_eq!(after["connections"][0]["last_activity"], before, "{after}");
+    // Anything else is activity.
+    c.send(b"PING\r\n");
+    c.expect("PONG");
+    poll(http, &path, |v| {
+        v["connections"][0]["last_activity"] != before
+    });
+}
+
+#[test]
+fn varz_writes_whole_numbers_as_go_does() {
+    let (_server, http) = start(&[]);
+    let text = get(http, "/varz").text();
+    assert!(text.contains("\"auth_timeout\": 2,"), "{text}");
+    for key in ["auth_timeout", "tls_timeout", "cpu"] {
+        let at = text.find(&format!("\"{key}\": ")).unwrap() + key.len() + 4;
+        let value: String = text[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        assert!(!value.ends_with(".0"), "{key}: {value}");
+    }
+}
+
+#[test]
+fn a_busy_monitoring_port_is_reported_as_the_monitoring_port() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let exit = common::run_natrium(&["-a", "127.0.0.1", "-p", "-1", "-m", &port]);
+    assert_eq!(exit.code, Some(1), "{exit:?}");
+    assert!(
+        exit.stderr.contains(&format!(
+            "Can't start monitoring: listen tcp 127.0.0.1:{port}: "
+        )),
+        "{exit:?}"
+    );
+    assert!(!exit.stderr.contains("client connections"), "{exit:?}");
+}

@@ -304,3 +304,49 @@ fn client_advertise_is_announced_in_info() {
     assert_eq!(info["host"], "nats.example.com");
     assert_eq!(info["port"], 4333);
 }
+
+#[test]
+fn the_default_bind_accepts_ipv6_clients_too() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here: skipped");
+        return;
+    }
+    // The harness's -a 127.0.0.1 is overridden: the default address.
+    let server = TestServer::start(&["-a", "0.0.0.0"]);
+    assert!(server.addr.ip().is_unspecified(), "{}", server.addr);
+    let port = server.addr.port();
+    for addr in [format!("127.0.0.1:{port}"), format!("[::1]:{port}")] {
+        let mut c = Conn::connect(addr.parse().unwrap());
+        let info = c.line();
+        assert!(info.starts_with("INFO {"), "{addr}: {info}");
+        c.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+        c.expect("PONG");
+    }
+    // An explicit IPv4 address stays IPv4-only.
+    let v4 = TestServer::start(&[]);
+    assert!(std::net::TcpStream::connect(("::1", v4.addr.port())).is_err());
+}
+
+#[test]
+fn log_lines_have_nats_servers_shape_with_and_without_time() {
+    let server = TestServer::start(&[]);
+    let line = server.wait_for_log("Server is ready").unwrap();
+    let pid = format!("[{}] ", server.pid());
+    // [pid] 2026/01/02 15:04:05.000000 [INF] Server is ready
+    let rest = line.strip_prefix(&pid).unwrap_or_else(|| panic!("{line}"));
+    let (date, rest) = rest.split_at(26);
+    let bytes = date.as_bytes();
+    assert!(
+        bytes[4] == b'/' && bytes[7] == b'/' && bytes[10] == b' ' && bytes[19] == b'.',
+        "{line}"
+    );
+    assert_eq!(rest, " [INF] Server is ready", "{line}");
+
+    let untimed = TestServer::start(&["--logtime=false"]);
+    let line = untimed.wait_for_log("Server is ready").unwrap();
+    assert_eq!(
+        line,
+        format!("[{}] [INF] Server is ready", untimed.pid()),
+        "-T=false: no time"
+    );
+}

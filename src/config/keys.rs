@@ -626,7 +626,7 @@ const UNSUPPORTED_USER: &[&str] = &[
 /// The error for a key natrium does not take: one nats-server knows but
 /// natrium does not implement names the feature (`what` says where, e.g.
 /// "tls option "); anything else is nats-server's `unknown field "x"`.
-/// An entry that only defined a variable is not an option: it is accepted.
+/// (Callers first accept entries that only define a variable: [`is_variable`].)
 fn reject(entry: &Entry, what: &str, unsupported: &[&str]) -> ConfigError {
     let key = entry.key.to_ascii_lowercase();
     let pos = &entry.key_pos;

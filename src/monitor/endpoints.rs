@@ -66,7 +66,9 @@ pub(crate) struct Varz<'a> {
     pub(crate) http_port: u16,
     pub(crate) http_base_path: &'static str,
     pub(crate) https_port: u16,
+    #[serde(serialize_with = "go_float")]
     pub(crate) auth_timeout: f64,
+    #[serde(serialize_with = "go_float")]
     pub(crate) tls_timeout: f64,
     pub(crate) max_control_line: usize,
     pub(crate) max_payload: usize,
@@ -84,6 +86,7 @@ pub(crate) struct Varz<'a> {
     pub(crate) mem: u64,
     pub(crate) cores: usize,
     pub(crate) gomaxprocs: usize,
+    #[serde(serialize_with = "go_float")]
     pub(crate) cpu: f64,
     pub(crate) connections: usize,
     pub(crate) total_connections: u64,
@@ -462,5 +465,30 @@ pub(crate) fn conn_info(r: &ConnRecord, subs: SubsDetail, now: SystemTime) -> Co
         } else {
             Vec::new()
         },
+    }
+}
+
+/// A float as Go's encoding/json writes one: a whole number without a
+/// fraction (`2`, not `2.0`), anything else as the shortest decimal.
+fn go_float<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
+}
+
+#[cfg(test)]
+mod go_float_tests {
+    #[derive(serde::Serialize)]
+    struct F(#[serde(serialize_with = "super::go_float")] f64);
+
+    #[test]
+    fn whole_floats_are_written_as_integers() {
+        let j = |v| serde_json::to_string(&F(v)).unwrap();
+        assert_eq!(j(2.0), "2");
+        assert_eq!(j(0.0), "0");
+        assert_eq!(j(0.5), "0.5");
+        assert_eq!(j(12.25), "12.25");
     }
 }

@@ -7,8 +7,9 @@
 //! their own:
 //! `backpressure` (slow consumers, and slowing a publisher for a subscriber
 //! that is still reading), `auth_defer` (CONNECTs waiting for the bcrypt
-//! worker), `reload` (SIGHUP) and `tls_io` (reading TLS clients, their
-//! handshake and its timers). The connection state is in `client`, what
+//! worker), `reload` (SIGHUP), `ops` (pid and ports files, SIGUSR1's log
+//! reopen, SIGUSR2's lame duck mode), `logging` (the process log sink) and
+//! `tls_io` (reading TLS clients, their handshake and its timers). The connection state is in `client`, what
 //! each operation does in `dispatch`, applying auth and permissions to
 //! connections in `access`. HTTP monitoring connections are
 //! `crate::monitor`'s and share this loop; `monitoring` is the glue that
@@ -131,6 +132,8 @@ pub struct Server {
     /// `None` once shutdown has started.
     listener: Option<TcpListener>,
     local_addr: SocketAddr,
+    /// The listen address as logged (`0.0.0.0:4222` for a dual-stack bind).
+    listen_display: String,
     signals: Option<Signals>,
     /// Every connection, open or closing.
     pub(crate) clients: Slab<Client>,
@@ -203,10 +206,22 @@ impl Server {
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address for host"))?;
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(addr)?;
+        let context = |e: io::Error| {
+            io::Error::new(
+                e.kind(),
+                format!("Cannot listen for client connections on {addr}: {e}"),
+            )
+        };
+        let (mut listener, dual_stack) = bind_clients(addr).map_err(context)?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let local_addr = listener.local_addr()?;
+        // A dual-stack listener is still "0.0.0.0:port" to the operator.
+        let listen_display = if dual_stack {
+            SocketAddr::new(addr.ip(), local_addr.port()).to_string()
+        } else {
+            local_addr.to_string()
+        };
         let tls_config = match &config.tls {
             Some(tls) => Some(
                 tls.server_config()
@@ -214,7 +229,15 @@ impl Server {
             ),
             None => None,
         };
-        let monitor = crate::monitor::Monitor::bind(&config, poll.registry(), tls_config.as_ref())?;
+        let monitor = crate::monitor::Monitor::bind(&config, poll.registry(), tls_config.as_ref())
+            .map_err(|e| {
+                let host = config.monitor.http_host.as_deref().unwrap_or(&config.host);
+                let port = config.monitor.http_port.unwrap_or_default();
+                io::Error::new(
+                    e.kind(),
+                    format!("Can't start monitoring: listen tcp {host}:{port}: {e}"),
+                )
+            })?;
         let leaf = leaf::LeafState::new(&config, &poll)?;
         let server_id = new_server_id();
         let info = info_template(&config, &server_id, local_addr.port(), false);
@@ -250,6 +273,7 @@ impl Server {
             poll,
             listener: Some(listener),
             local_addr,
+            listen_display,
             signals: None,
             clients: Slab::new(),
             subs: Slab::new(),
@@ -309,13 +333,17 @@ impl Server {
     pub fn run(&mut self) -> io::Result<()> {
         info!("Starting natrium {}", env!("CARGO_PKG_VERSION"));
         self.log_monitor_start();
-        info!("Listening for client connections on {}", self.local_addr);
+        info!(
+            "Listening for client connections on {}",
+            self.listen_display
+        );
         self.write_process_files();
         if let Some(addr) = self.leaf_addr() {
             info!("Listening for leafnode connections on {addr}");
         }
         info!("Server is ready");
         let result = self.run_loop();
+        self.jetstream_shutdown();
         self.remove_process_files();
         result
     }
@@ -360,7 +388,6 @@ impl Server {
                     SIGNALS => {
                         if let SignalAction::ExitNow = self.on_signals() {
                             info!("Exiting now");
-                            self.jetstream_shutdown();
                             return Ok(());
                         }
                     }
@@ -401,7 +428,6 @@ impl Server {
                 && (self.clients.is_empty() || now >= deadline)
             {
                 info!("Server Exiting..");
-                self.jetstream_shutdown();
                 return Ok(());
             }
         }
@@ -552,7 +578,6 @@ impl Server {
                     }
                     client.active = true;
                     client.busy = true;
-                    client.mon.touch(Instant::now());
                     let buf = std::mem::take(&mut self.read_buf);
                     let drained = may_stop_short && n < buf.len();
                     self.ingest(key, &buf[..n]);
@@ -627,6 +652,12 @@ impl Server {
         if client.leaf.is_some() {
             self.ingest_leaf(key, data);
             return;
+        }
+        // As nats-server: a PONG answering the server's keepalive PING is
+        // not activity (/connz last_activity, idle), so quiet devices sort
+        // as idle.
+        if !only_pongs(data) {
+            client.mon.touch(Instant::now());
         }
         let mut carry = std::mem::take(&mut client.carry);
         let mut pos = 0;
@@ -1168,9 +1199,11 @@ impl Server {
         SignalAction::Continue
     }
 
-    /// Stops accepting and closes every client after flushing what it has.
+    /// Stops accepting and closes every client after flushing what it has
+    /// (ending lame duck mode, if it was on).
     pub fn begin_shutdown(&mut self) {
         self.leaf_shutdown();
+        self.lame_duck = None;
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
@@ -1191,6 +1224,19 @@ impl Server {
             }
         }
     }
+}
+
+/// Whether a read holds nothing but whole `PONG` lines (checked only for
+/// short reads, which is what keepalive answers are).
+fn only_pongs(data: &[u8]) -> bool {
+    !data.is_empty()
+        && data.len() <= 64
+        && data.ends_with(b"\n")
+        && data.split_inclusive(|&b| b == b'\n').all(|line| {
+            let line = line.strip_suffix(b"\n").unwrap_or(line);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            line.eq_ignore_ascii_case(b"PONG")
+        })
 }
 
 /// Traces what the server is about to write to `client` (`-V`): each
@@ -1271,6 +1317,37 @@ pub(crate) fn info_template(
             .is_some_and(|t| t.requires_client_cert()),
         jetstream: config.jetstream.is_some(),
     })
+}
+
+/// Binds the client listener. The default `0.0.0.0` binds `[::]` with
+/// IPv6-only off instead, so that IPv6 clients (`[::1]:4222`) get in too,
+/// as they do with nats-server (Go listens dual-stack for a wildcard); if
+/// the machine has no IPv6, plain `0.0.0.0`. Returns whether it is
+/// dual-stack.
+fn bind_clients(addr: SocketAddr) -> io::Result<(TcpListener, bool)> {
+    if addr.ip() == std::net::Ipv4Addr::UNSPECIFIED
+        && let Ok(listener) = bind_dual_stack(addr.port())
+    {
+        return Ok((listener, true));
+    }
+    Ok((TcpListener::bind(addr)?, false))
+}
+
+/// `[::]:port`, IPv6-only off, non-blocking, as mio's own bind would make it.
+fn bind_dual_stack(port: u16) -> io::Result<TcpListener> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
+    let fd = rustix::net::socket_with(
+        AddressFamily::INET6,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )?;
+    sockopt::set_ipv6_v6only(&fd, false)?;
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    let any = std::net::SocketAddrV6::new(std::net::Ipv6Addr::UNSPECIFIED, port, 0, 0);
+    rustix::net::bind(&fd, &any)?;
+    rustix::net::listen(&fd, 1024)?;
+    Ok(TcpListener::from_std(std::net::TcpListener::from(fd)))
 }
 
 /// A random server id in nats-server's shape: `N` and 55 base-32 characters.

@@ -63,8 +63,8 @@ impl Server {
     /// written as the loopback address, which reaches it from this host).
     fn ports_json(&self) -> String {
         let url_host = |addr: std::net::SocketAddr| match addr.ip() {
-            ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
-            ip if ip.is_unspecified() => "[::1]".to_string(),
+            // The wildcard (dual-stack for the default bind) is reached here.
+            ip if ip.is_unspecified() => "127.0.0.1".to_string(),
             std::net::IpAddr::V6(ip) => format!("[{ip}]"),
             ip => ip.to_string(),
         };

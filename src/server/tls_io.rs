@@ -86,7 +86,6 @@ impl Server {
                     }
                     client.active = true;
                     client.busy = true;
-                    client.mon.touch(Instant::now());
                     if let Err(e) = processed {
                         let established = tls.phase == TlsPhase::Established;
                         debug!(
