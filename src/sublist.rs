@@ -713,6 +713,13 @@ impl Sublist {
         false
     }
 
+    /// The subscriptions matching `subject`, straight from the trie: the
+    /// cache is neither read nor filled (for one-off subjects such as the
+    /// reply subject of a request nobody answered).
+    pub fn matches_uncached(&self, subject: &[u8]) -> MatchResult {
+        self.walk(subject)
+    }
+
     /// A fresh result for `subject` straight from the trie.
     fn walk(&self, subject: &[u8]) -> MatchResult {
         let mut result = MatchResult::default();
@@ -763,7 +770,22 @@ impl Sublist {
             return;
         };
         out.plain.extend_from_slice(n.plain.as_slice());
-        for (name, members) in n.queues.iter().flat_map(|q| q.iter()) {
+        let Some(groups) = n.queues.as_deref() else {
+            return;
+        };
+        if out.queues.is_empty() {
+            // A node's group names are distinct: nothing to merge (and no
+            // search per group, which made a miss on a subject with many
+            // groups quadratic).
+            out.queues
+                .extend(groups.iter().map(|(name, members)| QueueGroup {
+                    name: name.as_bytes().into(),
+                    members: members.clone(),
+                    next: Cell::new(0),
+                }));
+            return;
+        }
+        for (name, members) in groups {
             match out
                 .queues
                 .iter_mut()

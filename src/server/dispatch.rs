@@ -422,15 +422,18 @@ impl Server {
         let Some(reply) = p.reply else {
             return;
         };
+        // Asked of the trie, not by scanning the requester's subscriptions:
+        // with many of them, every unanswered request would cost that many
+        // subject comparisons on the loop.
+        let found = self.sublist.matches_uncached(reply);
+        let subs = &self.subs;
+        let sid = found.plain.iter().find_map(|&id| {
+            let sub = subs.get(id as usize)?;
+            (sub.client == key).then(|| sub.sid.clone())
+        });
         let Some(client) = self.clients.get_mut(key) else {
             return;
         };
-        let subs = &self.subs;
-        let sid = client.subs.values().find_map(|&id| {
-            let sub = subs.get(id)?;
-            (sub.queue.is_none() && sublist::subject_matches(&sub.subject, reply))
-                .then(|| sub.sid.clone())
-        });
         if let Some(sid) = sid {
             wire::push_no_responders(&mut client.out, reply, &sid, p.subject);
             self.mark_dirty(key);
