@@ -1122,3 +1122,36 @@ async fn a_cycle_is_detected_by_the_loop_subject() {
     let c = connect_natrium(&n).await;
     nats::assert_works(&c, "local.after.loop").await;
 }
+
+#[tokio::test]
+async fn hub_without_leaf_authorization_uses_the_server_users() {
+    if nats_server_bin().is_none() {
+        return skip("hub_without_leaf_authorization_uses_the_server_users");
+    }
+    let hub = natrium(
+        "authorization { users: [ { user: app, password: pw } ] }\nleafnodes { host: 127.0.0.1, port: -1 }\n",
+    );
+    let port = natrium_leaf_port(&hub);
+    let good = nats_leaf(port, "app:pw").unwrap();
+    assert!(
+        natrium_count(&hub, "Leafnode connection established", 1),
+        "{:?}",
+        hub.log_lines()
+    );
+    let _bad = nats_leaf(port, "app:nope").unwrap();
+    assert!(
+        hub.wait_for_log("Leafnode connection refused: Authorization Violation")
+            .is_some()
+    );
+    let hc = within(
+        "connect",
+        nats::user_opts("app", "pw").connect(hub.addr.to_string()),
+    )
+    .await
+    .unwrap();
+    let lc = connect_url(&good.url()).await;
+    let mut sub = subscribe(&lc, "via.users").await;
+    cross(&lc, &hc).await;
+    publish(&hc, "via.users", "ok").await;
+    assert_eq!(next(&mut sub).await.payload.as_ref(), b"ok");
+}

@@ -9,8 +9,8 @@
 //! zero (or, for a queue group, whenever the weight changes) and `LS-` when
 //! it returns to zero. Pure data: no sockets, no subscriptions.
 
-use crate::sublist::FxHashMap;
 use smallvec::SmallVec;
+use std::collections::HashMap;
 
 /// A leaf link, by the server's connection key.
 pub type LinkId = usize;
@@ -74,7 +74,9 @@ pub type Seen<'a> = (&'a [u8], Option<&'a [u8]>, u32);
 /// Interest by subject and queue group.
 #[derive(Debug, Default)]
 pub struct Interest {
-    map: FxHashMap<Key, Entry>,
+    /// std's randomly keyed hasher: the keys come from peers, and this is
+    /// off the message path (subscription changes only).
+    map: HashMap<Key, Entry>,
 }
 
 impl Interest {
