@@ -324,6 +324,30 @@ fn serve(
     })
 }
 
+/// Reads from two subscriptions until `n` messages arrived between them
+/// (each wait bounded); returns how many each got.
+async fn count2(a: &mut Subscriber, b: &mut Subscriber, n: usize) -> [usize; 2] {
+    let mut got = [0usize; 2];
+    while got[0] + got[1] < n {
+        let which = within("queue deliveries", async {
+            tokio::select! {
+                m = a.next() => { m.expect("subscription ended"); 0 }
+                m = b.next() => { m.expect("subscription ended"); 1 }
+            }
+        })
+        .await;
+        got[which] += 1;
+    }
+    got
+}
+
+/// Reads exactly `n` messages from `sub` (each wait bounded).
+async fn count1(sub: &mut Subscriber, n: usize) {
+    for _ in 0..n {
+        next(sub).await;
+    }
+}
+
 // ---------------------------------------------------------------------
 // natrium as a leaf of a nats-server hub
 // ---------------------------------------------------------------------
@@ -371,7 +395,7 @@ async fn leaf_messages_cross_both_ways_once() {
 /// waits for an answer that never comes) rather than no-responders.
 async fn has_interest(client: &Client, subject: &str) -> bool {
     let answer = tokio::time::timeout(
-        Duration::from_millis(300),
+        Duration::from_secs(1),
         client.request(subject.to_string(), "x".into()),
     )
     .await;
@@ -538,24 +562,17 @@ async fn leaf_queue_groups_local_first_and_exactly_once() {
     for i in 0..100u32 {
         publish(&nc, "work", i.to_string()).await;
     }
-    let mut seen = 0;
-    for sub in [&mut nq1, &mut nq2] {
-        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
-            seen += 1;
-        }
-    }
-    assert_eq!(seen, 100, "each message to exactly one local member");
+    count2(&mut nq1, &mut nq2, 100).await;
     assert_quiet(&mut hq).await;
+    assert_quiet(&mut nq1).await;
+    assert_quiet(&mut nq2).await;
 
     // Published on the hub: its local member takes everything there.
     for i in 0..100u32 {
         publish(&hc, "work", i.to_string()).await;
     }
-    let mut on_hub = 0;
-    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(300), hq.next()).await {
-        on_hub += 1;
-    }
-    assert_eq!(on_hub, 100);
+    count1(&mut hq, 100).await;
+    assert_quiet(&mut hq).await;
     assert_quiet(&mut nq1).await;
     assert_quiet(&mut nq2).await;
 
@@ -566,13 +583,9 @@ async fn leaf_queue_groups_local_first_and_exactly_once() {
     for i in 0..100u32 {
         publish(&hc, "work", i.to_string()).await;
     }
-    let mut seen = 0;
-    for sub in [&mut nq1, &mut nq2] {
-        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
-            seen += 1;
-        }
-    }
-    assert_eq!(seen, 100, "each hub message to exactly one natrium member");
+    count2(&mut nq1, &mut nq2, 100).await;
+    assert_quiet(&mut nq1).await;
+    assert_quiet(&mut nq2).await;
 }
 
 #[tokio::test]
@@ -818,32 +831,23 @@ async fn hub_queue_group_over_two_leaves_once_each() {
     for i in 0..N {
         publish(&hc, "jobs", i.to_string()).await;
     }
-    let mut counts = [0usize; 2];
-    for (i, sub) in [&mut q1, &mut q2].into_iter().enumerate() {
-        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(500), sub.next()).await {
-            counts[i] += 1;
-        }
-    }
-    assert_eq!(counts[0] + counts[1], N, "each message once: {counts:?}");
+    let counts = count2(&mut q1, &mut q2, N).await;
+    assert_quiet(&mut q1).await;
+    assert_quiet(&mut q2).await;
     assert!(
         counts[0] > 0 && counts[1] > 0,
         "both leaves served: {counts:?}"
     );
 
-    // Published on one leaf with no member there... l1 has one: it keeps
-    // them. A publisher on a third leaf-less path: the hub's own client
-    // sees each message once too when it joins the group.
+    // A member on the hub itself: local members first, the leaves get none.
     let mut hq = within("qsub", hc.queue_subscribe("jobs", "workers".into()))
         .await
         .unwrap();
     for i in 0..N {
         publish(&hc, "jobs", i.to_string()).await;
     }
-    let mut local = 0;
-    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(500), hq.next()).await {
-        local += 1;
-    }
-    assert_eq!(local, N, "local members first");
+    count1(&mut hq, N).await;
+    assert_quiet(&mut hq).await;
     assert_quiet(&mut q1).await;
     assert_quiet(&mut q2).await;
 }
