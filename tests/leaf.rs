@@ -1159,3 +1159,27 @@ async fn hub_without_leaf_authorization_uses_the_server_users() {
     publish(&hc, "via.users", "ok").await;
     assert_eq!(next(&mut sub).await.payload.as_ref(), b"ok");
 }
+
+#[tokio::test]
+async fn hub_messages_larger_than_natriums_max_payload_still_arrive() {
+    let Some(hub) = NatsServer::hub("max_payload: 4MB") else {
+        return skip("hub_messages_larger_than_natriums_max_payload_still_arrive");
+    };
+    // natrium keeps its default max_payload (1 MB) for its own clients.
+    let leaf = natrium_leaf(&hub, "");
+    let nc = connect_natrium(&leaf).await;
+    let hc = connect_url(&hub.url()).await;
+    let mut sub = subscribe(&nc, "big.down").await;
+    cross(&nc, &hc).await;
+    let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 253) as u8).collect();
+    publish(&hc, "big.down", big.clone()).await;
+    assert_eq!(next(&mut sub).await.payload.as_ref(), big.as_slice());
+    assert!(natrium_count(&leaf, "Leafnode connection established", 1));
+    assert!(
+        !leaf
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("Leafnode connection closed")),
+        "the link survived"
+    );
+}

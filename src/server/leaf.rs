@@ -49,6 +49,8 @@ use std::time::{Duration, Instant};
 /// Control lines on a link may be longer than a client's (INFO with URL
 /// lists, LMSG with queue lists): bounded all the same.
 const LEAF_CONTROL_LINE: usize = 64 * 1024;
+/// Largest message a link may carry (nats-server's hard `max_payload` limit).
+const MAX_LINK_PAYLOAD: usize = 64 * 1024 * 1024;
 /// Most interest entries one link may hold (or `max_subscriptions`, if higher).
 const MAX_LINK_SUBS: usize = 1 << 21;
 /// Time a dialled hub has to connect and send its INFO, and an accepted
@@ -209,7 +211,10 @@ impl LeafState {
             tls_config,
             limits: Limits {
                 max_control_line: config.max_control_line.max(LEAF_CONTROL_LINE),
-                max_payload: config.max_payload,
+                // A hub may allow larger messages than natrium's clients
+                // may publish: they are delivered, up to nats-server's own
+                // hard limit, rather than closing the link over and over.
+                max_payload: config.max_payload.max(MAX_LINK_PAYLOAD),
             },
         })))
     }
