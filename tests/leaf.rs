@@ -1183,3 +1183,44 @@ async fn hub_messages_larger_than_natriums_max_payload_still_arrive() {
         "the link survived"
     );
 }
+
+#[tokio::test]
+async fn leaf_logs_in_with_an_nkey_seed() {
+    if nats_server_bin().is_none() {
+        return skip("leaf_logs_in_with_an_nkey_seed");
+    }
+    let kp = nkeys::KeyPair::new_user();
+    let seed = kp.seed().unwrap();
+    // The hub has no leafnode-specific users: its own nkey user applies.
+    let hub = NatsServer::start(&format!(
+        "host: 127.0.0.1\nport: -1\nauthorization {{ users: [ {{ nkey: {} }} ] }}\nleafnodes {{ host: 127.0.0.1, port: -1 }}\n",
+        kp.public_key()
+    ))
+    .unwrap();
+    let creds = temp_file(
+        "leaf.creds",
+        &format!("-----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"),
+    );
+    let leaf = natrium(&format!(
+        "leafnodes {{ remotes: [ {{ url: \"nats-leaf://127.0.0.1:{}\", credentials: \"{}\" }} ] }}\n",
+        hub.leaf_port(),
+        creds.display()
+    ));
+    assert!(
+        leaf.wait_for_log("Leafnode connection established")
+            .is_some(),
+        "{:?}",
+        leaf.log_lines()
+    );
+    // And a wrong seed is refused.
+    let other = nkeys::KeyPair::new_user().seed().unwrap();
+    let bad = natrium(&format!(
+        "leafnodes {{ remotes: [ {{ url: \"nats-leaf://127.0.0.1:{}\", nkey: \"{other}\" }} ] }}\n",
+        hub.leaf_port()
+    ));
+    assert!(
+        bad.wait_for_log("Authorization Violation").is_some(),
+        "{:?}",
+        bad.log_lines()
+    );
+}
