@@ -1224,3 +1224,32 @@ async fn leaf_logs_in_with_an_nkey_seed() {
         bad.log_lines()
     );
 }
+
+#[tokio::test]
+async fn hub_logs_in_an_nkey_leaf() {
+    let Some(bin) = nats_server_bin() else {
+        return skip("hub_logs_in_an_nkey_leaf");
+    };
+    let version = Command::new(bin).arg("--version").output().unwrap().stdout;
+    if String::from_utf8_lossy(&version).contains("v2.9.") {
+        // A remote's `nkey` came with nats-server 2.10.
+        eprintln!("SKIPPED hub_logs_in_an_nkey_leaf: nats-server 2.9 remotes have no nkey option");
+        return;
+    }
+    let kp = nkeys::KeyPair::new_user();
+    let seed = kp.seed().unwrap();
+    let hub = natrium(&format!(
+        "authorization {{ users: [ {{ nkey: {} }} ] }}\nleafnodes {{ host: 127.0.0.1, port: -1 }}\n",
+        kp.public_key()
+    ));
+    let port = natrium_leaf_port(&hub);
+    let _leaf = NatsServer::start(&format!(
+        "host: 127.0.0.1\nport: -1\nleafnodes {{ remotes: [ {{ url: \"nats-leaf://127.0.0.1:{port}\", nkey: \"{seed}\" }} ] }}\n"
+    ))
+    .unwrap();
+    assert!(
+        natrium_count(&hub, "Leafnode connection established", 1),
+        "{:?}",
+        hub.log_lines()
+    );
+}

@@ -280,6 +280,26 @@ impl Server {
         let Some(key) = self.insert_link(stream, addr, link, false) else {
             return;
         };
+        let own_users = self
+            .leaf
+            .as_ref()
+            .and_then(|l| l.opts.authorization.as_ref())
+            .is_none_or(|a| a.users.is_empty());
+        if own_users && self.config.auth.needs_nonce() {
+            // nkey users of the server may log leaves in: they sign this.
+            match crate::auth::new_nonce() {
+                Ok(nonce) => {
+                    if let Some(c) = self.clients.get_mut(key) {
+                        c.nonce = Some(nonce.into_boxed_str());
+                    }
+                }
+                Err(e) => {
+                    error!("Cannot generate a nonce for leafnode {addr}: {e}");
+                    self.begin_close(key, CloseReason::ServerShutdown);
+                    return;
+                }
+            }
+        }
         let tls_config = self.leaf.as_ref().and_then(|l| l.tls_config.clone());
         if let (Some(cfg), Some(opts)) = (
             tls_config,
@@ -326,6 +346,11 @@ impl Server {
         let Some(client) = self.clients.get_mut(key) else {
             return;
         };
+        let nonce = if connect_info {
+            None
+        } else {
+            client.nonce.clone()
+        };
         lwire::push_hub_info(
             &mut client.out,
             &lwire::HubInfo {
@@ -340,7 +365,7 @@ impl Server {
                 max_payload: self.config.max_payload,
                 client_id: client.cid,
                 tls_required,
-                nonce: None,
+                nonce: nonce.as_deref(),
                 connect_info,
             },
         );
@@ -965,7 +990,7 @@ impl Server {
             );
             return;
         }
-        if !self.leaf_authorized(&v, json) {
+        if !self.leaf_authorized(key, &v, json) {
             self.leaf_refuse(key, "Authorization Violation", CloseReason::AuthViolation);
             return;
         }
@@ -1000,7 +1025,7 @@ impl Server {
     /// Whether an accepted leaf's CONNECT carries acceptable credentials:
     /// the `leafnodes.authorization` users when set, else the server's own
     /// users (as nats-server falls back to), else anyone.
-    fn leaf_authorized(&self, v: &serde_json::Value, json: &[u8]) -> bool {
+    fn leaf_authorized(&self, key: usize, v: &serde_json::Value, json: &[u8]) -> bool {
         let user = v.get("user").and_then(|u| u.as_str()).unwrap_or("");
         let pass = v.get("pass").and_then(|u| u.as_str()).unwrap_or("");
         if let Some(auth) = self
@@ -1023,7 +1048,10 @@ impl Server {
             return self
                 .config
                 .auth
-                .authenticate_nonblocking(&mut creds, None)
+                .authenticate_nonblocking(
+                    &mut creds,
+                    self.clients.get(key).and_then(|c| c.nonce.as_deref()),
+                )
                 .is_some();
         }
         true
