@@ -1253,3 +1253,20 @@ async fn hub_logs_in_an_nkey_leaf() {
         hub.log_lines()
     );
 }
+
+#[tokio::test]
+async fn links_do_not_count_against_max_connections() {
+    let Some(hub) = NatsServer::hub("") else {
+        return skip("links_do_not_count_against_max_connections");
+    };
+    let leaf = natrium(&format!(
+        "max_connections: 1\nleafnodes {{ remotes: [ {{ url: \"nats-leaf://u:p@127.0.0.1:{}\" }} ] }}\n",
+        hub.leaf_port()
+    ));
+    assert!(
+        leaf.wait_for_log("Leafnode connection established")
+            .is_some()
+    );
+    let c = connect_natrium(&leaf).await;
+    nats::assert_works(&c, "one.client").await;
+}
