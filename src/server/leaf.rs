@@ -66,6 +66,12 @@ pub(crate) enum Role {
     Accepted,
 }
 
+impl Role {
+    fn is_solicited(self) -> bool {
+        matches!(self, Role::Solicited(_))
+    }
+}
+
 /// Where a link's handshake is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LinkPhase {
@@ -1079,7 +1085,25 @@ impl Server {
         } else {
             link.remote_name.clone()
         };
-        for (subject, queue, n) in leaf.interest.seen_by(key) {
+        let solicited = matches!(link.role, Role::Solicited(_));
+        // A hub hears of local interest and of the leaves' behind natrium,
+        // not of another hub's (nats-server's spokes do the same).
+        let hubs: Vec<usize> = if solicited {
+            leaf.links
+                .iter()
+                .copied()
+                .filter(|&k| k != key && self.link_role(k).is_some_and(|r| r.is_solicited()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let Some(client) = self.clients.get_mut(key) else {
+            return;
+        };
+        let Some(link) = client.leaf.as_deref_mut() else {
+            return;
+        };
+        for (subject, queue, n) in leaf.interest.seen_by_except(key, |l| hubs.contains(&l)) {
             if !interest::denied_filter(&link.deny_in, subject) {
                 lwire::push_sub(&mut client.out, subject, queue, n);
             }
@@ -1208,8 +1232,20 @@ impl Server {
         let Some(leaf) = self.leaf.as_ref() else {
             return;
         };
+        let hubs: SmallVec<[usize; 4]> = leaf
+            .links
+            .iter()
+            .copied()
+            .filter(|&k| self.link_role(k).is_some_and(|r| r.is_solicited()))
+            .collect();
         for &link_key in &leaf.links {
-            let Some((before, after)) = applied.seen_by(link_key) else {
+            let hidden = |l: usize| hubs.contains(&l);
+            let seen = if hubs.contains(&link_key) {
+                applied.seen_by_except(link_key, hidden)
+            } else {
+                applied.seen_by(link_key)
+            };
+            let Some((before, after)) = seen else {
                 continue;
             };
             let Some(client) = self.clients.get_mut(link_key) else {
@@ -1346,6 +1382,11 @@ impl Server {
             leaf.targets = targets;
         }
         delivered
+    }
+
+    /// The role of link `key`, if it is one.
+    fn link_role(&self, key: usize) -> Option<Role> {
+        Some(self.clients.get(key)?.leaf.as_deref()?.role)
     }
 
     /// The link owning subscription `id` (and whether natrium solicited it).
