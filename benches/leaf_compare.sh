@@ -13,7 +13,12 @@
 #   hub:  a nats-server leaf; the hub is natrium, then nats-server.
 # Directions: edge->core (publish on the leaf, subscribe on the hub) and
 # core->edge. Cells are the best round; ratio = natrium / nats-server.
-# On a shared machine the ratios are what to look at.
+# Besides msgs/s (which on a shared machine swing with everyone else's
+# load), the CPU time the server in the position spent per message
+# (utime+stime from /proc/PID/stat around the run; lowest of the rounds):
+# that cost is what decides whether natrium's side can be the bottleneck,
+# and it barely depends on the neighbours' load. CPU ratio = nats-server's
+# cost / natrium's.
 #
 # nats-server: NATS_SERVER_BIN, else target/nats-server/bin/nats-server
 # (installed by .ci/run), else PATH. Every process started here is stopped
@@ -81,7 +86,11 @@ wait_port() { # PORT PID
     return 1
 }
 
-# run_pair POSITION KIND ROUND -> prints "edge_to_core core_to_edge" msgs/s
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TCK=$(getconf CLK_TCK)
+
+# run_pair POSITION KIND ROUND -> prints "up down up_ns down_ns": msgs/s each
+# way and the position server's CPU nanoseconds per message
 run_pair() {
     local position=$1 kind=$2 round=$3
     local cp lp hp ep hub_pid edge_pid hub_kind edge_kind hub_conf edge_conf
@@ -95,28 +104,36 @@ run_pair() {
     wait_port "$cp" "$hub_pid"
     edge_pid=$(start_server "$edge_kind" "$edge_conf"); PIDS+=("$edge_pid")
     wait_port "$ep" "$edge_pid"
-    local up down
+    local up down pos_pid t0 t1 t2 up_ns down_ns
+    pos_pid=$edge_pid; [[ $position == hub ]] && pos_pid=$hub_pid
+    t0=$(cpu_ticks "$pos_pid")
     up=$(timeout 600 "$LEAFBENCH" --pub "127.0.0.1:$ep" --sub "127.0.0.1:$cp" --msgs "$MSGS" --size "$SIZE" --label "$position-$kind-up" |
         sed -n 's/.*"msgs_per_sec":\([0-9]*\).*/\1/p')
+    t1=$(cpu_ticks "$pos_pid")
     down=$(timeout 600 "$LEAFBENCH" --pub "127.0.0.1:$cp" --sub "127.0.0.1:$ep" --msgs "$MSGS" --size "$SIZE" --label "$position-$kind-down" |
         sed -n 's/.*"msgs_per_sec":\([0-9]*\).*/\1/p')
+    t2=$(cpu_ticks "$pos_pid")
+    up_ns=$(( (t1 - t0) * 1000000000 / TCK / MSGS ))
+    down_ns=$(( (t2 - t1) * 1000000000 / TCK / MSGS ))
     stop_pid "$edge_pid"; stop_pid "$hub_pid"
     PIDS=()
-    echo "${up:-0} ${down:-0}"
+    echo "${up:-0} ${down:-0} $up_ns $down_ns"
 }
 
-declare -A BEST
+declare -A BEST CPU
 for round in $(seq 1 "$ROUNDS"); do
     for position in leaf hub; do
         order=(natrium nats)
         (( round % 2 == 0 )) && order=(nats natrium)
         for kind in "${order[@]}"; do
-            read -r up down < <(run_pair "$position" "$kind" "$round")
-            log "round $round: $position=$kind edge->core $up msgs/s, core->edge $down msgs/s"
+            read -r up down up_ns down_ns < <(run_pair "$position" "$kind" "$round")
+            log "round $round: $position=$kind edge->core $up msgs/s ($up_ns ns CPU/msg), core->edge $down msgs/s ($down_ns ns CPU/msg)"
             for dir in up down; do
                 v=${!dir}
                 k="$position-$kind-$dir"
                 (( v > ${BEST[$k]:-0} )) && BEST[$k]=$v
+                c="${dir}_ns"; c=${!c}
+                (( c > 0 )) && { [[ -z "${CPU[$k]:-}" ]] || (( c < CPU[$k] )); } && CPU[$k]=$c
             done
         done
     done
@@ -126,12 +143,13 @@ ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); pri
 echo
 echo "Leaf link throughput, ${SIZE}-byte messages, ${MSGS} per run, best of ${ROUNDS} (nats-server $(server_version "$NATS"))"
 echo
-echo "| natrium's position | direction | natrium msgs/s | nats-server msgs/s | ratio |"
-echo "|---|---|---|---|---|"
+echo "| natrium's position | direction | natrium msgs/s | nats-server msgs/s | ratio | natrium ns CPU/msg | nats-server ns CPU/msg | CPU ratio |"
+echo "|---|---|---|---|---|---|---|---|"
 for position in leaf hub; do
     for dir in up down; do
         label="edge -> core"; [[ $dir == down ]] && label="core -> edge"
         n=${BEST[$position-natrium-$dir]:-0}; s=${BEST[$position-nats-$dir]:-0}
-        echo "| $position | $label | $n | $s | $(ratio "$n" "$s") |"
+        nc=${CPU[$position-natrium-$dir]:-0}; sc=${CPU[$position-nats-$dir]:-0}
+        echo "| $position | $label | $n | $s | $(ratio "$n" "$s") | $nc | $sc | $(ratio "$sc" "$nc") |"
     done
 done

@@ -324,6 +324,30 @@ fn serve(
     })
 }
 
+/// Reads from two subscriptions until `n` messages arrived between them
+/// (each wait bounded); returns how many each got.
+async fn count2(a: &mut Subscriber, b: &mut Subscriber, n: usize) -> [usize; 2] {
+    let mut got = [0usize; 2];
+    while got[0] + got[1] < n {
+        let which = within("queue deliveries", async {
+            tokio::select! {
+                m = a.next() => { m.expect("subscription ended"); 0 }
+                m = b.next() => { m.expect("subscription ended"); 1 }
+            }
+        })
+        .await;
+        got[which] += 1;
+    }
+    got
+}
+
+/// Reads exactly `n` messages from `sub` (each wait bounded).
+async fn count1(sub: &mut Subscriber, n: usize) {
+    for _ in 0..n {
+        next(sub).await;
+    }
+}
+
 // ---------------------------------------------------------------------
 // natrium as a leaf of a nats-server hub
 // ---------------------------------------------------------------------
@@ -371,7 +395,7 @@ async fn leaf_messages_cross_both_ways_once() {
 /// waits for an answer that never comes) rather than no-responders.
 async fn has_interest(client: &Client, subject: &str) -> bool {
     let answer = tokio::time::timeout(
-        Duration::from_millis(300),
+        Duration::from_secs(1),
         client.request(subject.to_string(), "x".into()),
     )
     .await;
@@ -538,24 +562,17 @@ async fn leaf_queue_groups_local_first_and_exactly_once() {
     for i in 0..100u32 {
         publish(&nc, "work", i.to_string()).await;
     }
-    let mut seen = 0;
-    for sub in [&mut nq1, &mut nq2] {
-        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
-            seen += 1;
-        }
-    }
-    assert_eq!(seen, 100, "each message to exactly one local member");
+    count2(&mut nq1, &mut nq2, 100).await;
     assert_quiet(&mut hq).await;
+    assert_quiet(&mut nq1).await;
+    assert_quiet(&mut nq2).await;
 
     // Published on the hub: its local member takes everything there.
     for i in 0..100u32 {
         publish(&hc, "work", i.to_string()).await;
     }
-    let mut on_hub = 0;
-    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(300), hq.next()).await {
-        on_hub += 1;
-    }
-    assert_eq!(on_hub, 100);
+    count1(&mut hq, 100).await;
+    assert_quiet(&mut hq).await;
     assert_quiet(&mut nq1).await;
     assert_quiet(&mut nq2).await;
 
@@ -566,13 +583,9 @@ async fn leaf_queue_groups_local_first_and_exactly_once() {
     for i in 0..100u32 {
         publish(&hc, "work", i.to_string()).await;
     }
-    let mut seen = 0;
-    for sub in [&mut nq1, &mut nq2] {
-        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
-            seen += 1;
-        }
-    }
-    assert_eq!(seen, 100, "each hub message to exactly one natrium member");
+    count2(&mut nq1, &mut nq2, 100).await;
+    assert_quiet(&mut nq1).await;
+    assert_quiet(&mut nq2).await;
 }
 
 #[tokio::test]
@@ -818,32 +831,23 @@ async fn hub_queue_group_over_two_leaves_once_each() {
     for i in 0..N {
         publish(&hc, "jobs", i.to_string()).await;
     }
-    let mut counts = [0usize; 2];
-    for (i, sub) in [&mut q1, &mut q2].into_iter().enumerate() {
-        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(500), sub.next()).await {
-            counts[i] += 1;
-        }
-    }
-    assert_eq!(counts[0] + counts[1], N, "each message once: {counts:?}");
+    let counts = count2(&mut q1, &mut q2, N).await;
+    assert_quiet(&mut q1).await;
+    assert_quiet(&mut q2).await;
     assert!(
         counts[0] > 0 && counts[1] > 0,
         "both leaves served: {counts:?}"
     );
 
-    // Published on one leaf with no member there... l1 has one: it keeps
-    // them. A publisher on a third leaf-less path: the hub's own client
-    // sees each message once too when it joins the group.
+    // A member on the hub itself: local members first, the leaves get none.
     let mut hq = within("qsub", hc.queue_subscribe("jobs", "workers".into()))
         .await
         .unwrap();
     for i in 0..N {
         publish(&hc, "jobs", i.to_string()).await;
     }
-    let mut local = 0;
-    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(500), hq.next()).await {
-        local += 1;
-    }
-    assert_eq!(local, N, "local members first");
+    count1(&mut hq, N).await;
+    assert_quiet(&mut hq).await;
     assert_quiet(&mut q1).await;
     assert_quiet(&mut q2).await;
 }
@@ -1121,4 +1125,148 @@ async fn a_cycle_is_detected_by_the_loop_subject() {
     // Local clients are unaffected.
     let c = connect_natrium(&n).await;
     nats::assert_works(&c, "local.after.loop").await;
+}
+
+#[tokio::test]
+async fn hub_without_leaf_authorization_uses_the_server_users() {
+    if nats_server_bin().is_none() {
+        return skip("hub_without_leaf_authorization_uses_the_server_users");
+    }
+    let hub = natrium(
+        "authorization { users: [ { user: app, password: pw } ] }\nleafnodes { host: 127.0.0.1, port: -1 }\n",
+    );
+    let port = natrium_leaf_port(&hub);
+    let good = nats_leaf(port, "app:pw").unwrap();
+    assert!(
+        natrium_count(&hub, "Leafnode connection established", 1),
+        "{:?}",
+        hub.log_lines()
+    );
+    let _bad = nats_leaf(port, "app:nope").unwrap();
+    assert!(
+        hub.wait_for_log("Leafnode connection refused: Authorization Violation")
+            .is_some()
+    );
+    let hc = within(
+        "connect",
+        nats::user_opts("app", "pw").connect(hub.addr.to_string()),
+    )
+    .await
+    .unwrap();
+    let lc = connect_url(&good.url()).await;
+    let mut sub = subscribe(&lc, "via.users").await;
+    cross(&lc, &hc).await;
+    publish(&hc, "via.users", "ok").await;
+    assert_eq!(next(&mut sub).await.payload.as_ref(), b"ok");
+}
+
+#[tokio::test]
+async fn hub_messages_larger_than_natriums_max_payload_still_arrive() {
+    let Some(hub) = NatsServer::hub("max_payload: 4MB") else {
+        return skip("hub_messages_larger_than_natriums_max_payload_still_arrive");
+    };
+    // natrium keeps its default max_payload (1 MB) for its own clients.
+    let leaf = natrium_leaf(&hub, "");
+    let nc = connect_natrium(&leaf).await;
+    let hc = connect_url(&hub.url()).await;
+    let mut sub = subscribe(&nc, "big.down").await;
+    cross(&nc, &hc).await;
+    let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 253) as u8).collect();
+    publish(&hc, "big.down", big.clone()).await;
+    assert_eq!(next(&mut sub).await.payload.as_ref(), big.as_slice());
+    assert!(natrium_count(&leaf, "Leafnode connection established", 1));
+    assert!(
+        !leaf
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("Leafnode connection closed")),
+        "the link survived"
+    );
+}
+
+#[tokio::test]
+async fn leaf_logs_in_with_an_nkey_seed() {
+    if nats_server_bin().is_none() {
+        return skip("leaf_logs_in_with_an_nkey_seed");
+    }
+    let kp = nkeys::KeyPair::new_user();
+    let seed = kp.seed().unwrap();
+    // The hub has no leafnode-specific users: its own nkey user applies.
+    let hub = NatsServer::start(&format!(
+        "host: 127.0.0.1\nport: -1\nauthorization {{ users: [ {{ nkey: {} }} ] }}\nleafnodes {{ host: 127.0.0.1, port: -1 }}\n",
+        kp.public_key()
+    ))
+    .unwrap();
+    let creds = temp_file(
+        "leaf.creds",
+        &format!("-----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"),
+    );
+    let leaf = natrium(&format!(
+        "leafnodes {{ remotes: [ {{ url: \"nats-leaf://127.0.0.1:{}\", credentials: \"{}\" }} ] }}\n",
+        hub.leaf_port(),
+        creds.display()
+    ));
+    assert!(
+        leaf.wait_for_log("Leafnode connection established")
+            .is_some(),
+        "{:?}",
+        leaf.log_lines()
+    );
+    // And a wrong seed is refused.
+    let other = nkeys::KeyPair::new_user().seed().unwrap();
+    let bad = natrium(&format!(
+        "leafnodes {{ remotes: [ {{ url: \"nats-leaf://127.0.0.1:{}\", nkey: \"{other}\" }} ] }}\n",
+        hub.leaf_port()
+    ));
+    assert!(
+        bad.wait_for_log("Authorization Violation").is_some(),
+        "{:?}",
+        bad.log_lines()
+    );
+}
+
+#[tokio::test]
+async fn hub_logs_in_an_nkey_leaf() {
+    let Some(bin) = nats_server_bin() else {
+        return skip("hub_logs_in_an_nkey_leaf");
+    };
+    let version = Command::new(bin).arg("--version").output().unwrap().stdout;
+    if String::from_utf8_lossy(&version).contains("v2.9.") {
+        // A remote's `nkey` came with nats-server 2.10.
+        eprintln!("SKIPPED hub_logs_in_an_nkey_leaf: nats-server 2.9 remotes have no nkey option");
+        return;
+    }
+    let kp = nkeys::KeyPair::new_user();
+    let seed = kp.seed().unwrap();
+    let hub = natrium(&format!(
+        "authorization {{ users: [ {{ nkey: {} }} ] }}\nleafnodes {{ host: 127.0.0.1, port: -1 }}\n",
+        kp.public_key()
+    ));
+    let port = natrium_leaf_port(&hub);
+    let _leaf = NatsServer::start(&format!(
+        "host: 127.0.0.1\nport: -1\nleafnodes {{ remotes: [ {{ url: \"nats-leaf://127.0.0.1:{port}\", nkey: \"{seed}\" }} ] }}\n"
+    ))
+    .unwrap();
+    assert!(
+        natrium_count(&hub, "Leafnode connection established", 1),
+        "{:?}",
+        hub.log_lines()
+    );
+}
+
+#[tokio::test]
+async fn links_do_not_count_against_max_connections() {
+    let Some(hub) = NatsServer::hub("") else {
+        return skip("links_do_not_count_against_max_connections");
+    };
+    let leaf = natrium(&format!(
+        "max_connections: 1\nleafnodes {{ remotes: [ {{ url: \"nats-leaf://u:p@127.0.0.1:{}\" }} ] }}\n",
+        hub.leaf_port()
+    ));
+    assert!(
+        leaf.wait_for_log("Leafnode connection established")
+            .is_some()
+    );
+    let c = connect_natrium(&leaf).await;
+    nats::assert_works(&c, "one.client").await;
 }

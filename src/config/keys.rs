@@ -228,6 +228,13 @@ fn leaf_authorization(item: &Item) -> Result<LeafAuth, ConfigError> {
     } else if pass.is_some() {
         return Err(at(item, "leafnodes authorization: a password needs a user"));
     }
+    if auth.users.iter().any(|(_, p)| crate::auth::is_bcrypt(p)) {
+        // Checking one would block the event loop (clients' go to a worker).
+        return Err(at(
+            item,
+            "leafnodes authorization: bcrypt-hashed passwords are not supported by natrium for leaf links",
+        ));
+    }
     Ok(auth)
 }
 

@@ -1111,6 +1111,10 @@ leafnodes {
                 .contains("accounts are not supported")
         );
         assert!(load_err("leafnodes { bogus: 1 }").contains("unknown leafnodes option"));
+        assert!(load_err(
+            "leafnodes { authorization { user: a, password: \"$2a$11$W2zko751KUvVy59mUTWmpOdWjpEm5qhcCZRd05GjI/sSOT.xtiHyG\" } }"
+        )
+        .contains("bcrypt"));
         assert!(load_err("leafnodes { remotes: [ { deny_imports: x } ] }").contains("needs a url"));
         assert!(load_err("leafnodes { remotes: [ { url: \"ws://h\" } ] }").contains("scheme"));
     }

@@ -9,8 +9,8 @@
 //! zero (or, for a queue group, whenever the weight changes) and `LS-` when
 //! it returns to zero. Pure data: no sockets, no subscriptions.
 
-use crate::sublist::SeededHashMap;
 use smallvec::SmallVec;
+use std::collections::HashMap;
 
 /// A leaf link, by the server's connection key.
 pub type LinkId = usize;
@@ -54,14 +54,26 @@ impl Applied {
     /// How the interest seen by `link` moved: `(before, after)`, or `None`
     /// when it did not (the change came from that very link).
     pub fn seen_by(&self, link: LinkId) -> Option<(u32, u32)> {
-        if self.origin == Some(link) {
+        self.seen_by_except(link, |_| false)
+    }
+
+    /// Like [`Applied::seen_by`], also leaving out what the links for which
+    /// `hidden` is true contribute (a hub does not hear of another hub's
+    /// interest).
+    pub fn seen_by_except(
+        &self,
+        link: LinkId,
+        hidden: impl Fn(LinkId) -> bool,
+    ) -> Option<(u32, u32)> {
+        if self.origin == Some(link) || self.origin.is_some_and(&hidden) {
             return None;
         }
-        let own = self
+        let own: u32 = self
             .by_link
             .iter()
-            .find(|(l, _)| *l == link)
-            .map_or(0, |(_, n)| *n);
+            .filter(|(l, _)| *l == link || hidden(*l))
+            .map(|(_, n)| *n)
+            .sum();
         let before = self.total_before.saturating_sub(own);
         let after = self.total_after.saturating_sub(own);
         (before != after).then_some((before, after))
@@ -74,7 +86,9 @@ pub type Seen<'a> = (&'a [u8], Option<&'a [u8]>, u32);
 /// Interest by subject and queue group.
 #[derive(Debug, Default)]
 pub struct Interest {
-    map: SeededHashMap<Key, Entry>,
+    /// std's randomly keyed hasher: the keys come from peers, and this is
+    /// off the message path (subscription changes only).
+    map: HashMap<Key, Entry>,
 }
 
 impl Interest {
@@ -163,10 +177,22 @@ impl Interest {
     /// Everything `link` should be told about (for the burst after a
     /// handshake): subject, queue and the interest it sees.
     pub fn seen_by(&self, link: LinkId) -> Vec<Seen<'_>> {
+        self.seen_by_except(link, |_| false)
+    }
+
+    /// Like [`Interest::seen_by`], leaving out what the links for which
+    /// `hidden` is true contribute.
+    pub fn seen_by_except(&self, link: LinkId, hidden: impl Fn(LinkId) -> bool) -> Vec<Seen<'_>> {
         self.map
             .iter()
             .filter_map(|(k, e)| {
-                let n = e.total.saturating_sub(e.part_of(link));
+                let own: u32 = e
+                    .by_link
+                    .iter()
+                    .filter(|(l, _)| *l == link || hidden(*l))
+                    .map(|(_, n)| *n)
+                    .sum();
+                let n = e.total.saturating_sub(own);
                 (n > 0).then_some((&*k.subject, k.queue.as_deref(), n))
             })
             .collect()
@@ -234,6 +260,21 @@ mod tests {
         assert_eq!(i.link_part(b"foo", Some(b"q"), 1), 0);
         i.local(b"foo", Some(b"q"), false);
         assert!(i.is_empty());
+    }
+
+    #[test]
+    fn hidden_links_are_left_out() {
+        let mut i = Interest::new();
+        i.set_link(b"a", None, 1, 1);
+        i.local(b"a", None, true);
+        let hub2 = |l: LinkId| l == 1;
+        assert_eq!(i.seen_by_except(2, hub2), vec![(&b"a"[..], None, 1)]);
+        let a = i.local(b"a", None, false);
+        assert_eq!(a.seen_by_except(2, hub2), Some((1, 0)));
+        assert_eq!(a.seen_by(2), Some((2, 1)), "link 1 still has interest");
+        let a = i.set_link(b"b", None, 1, 1);
+        assert_eq!(a.seen_by_except(2, hub2), None);
+        assert!(i.seen_by_except(2, hub2).is_empty());
     }
 
     #[test]

@@ -49,6 +49,8 @@ use std::time::{Duration, Instant};
 /// Control lines on a link may be longer than a client's (INFO with URL
 /// lists, LMSG with queue lists): bounded all the same.
 const LEAF_CONTROL_LINE: usize = 64 * 1024;
+/// Largest message a link may carry (nats-server's hard `max_payload` limit).
+const MAX_LINK_PAYLOAD: usize = 64 * 1024 * 1024;
 /// Most interest entries one link may hold (or `max_subscriptions`, if higher).
 const MAX_LINK_SUBS: usize = 1 << 21;
 /// Time a dialled hub has to connect and send its INFO, and an accepted
@@ -62,6 +64,12 @@ pub(crate) enum Role {
     Solicited(usize),
     /// A leaf dialled natrium's leafnode port.
     Accepted,
+}
+
+impl Role {
+    fn is_solicited(self) -> bool {
+        matches!(self, Role::Solicited(_))
+    }
 }
 
 /// Where a link's handshake is.
@@ -209,7 +217,10 @@ impl LeafState {
             tls_config,
             limits: Limits {
                 max_control_line: config.max_control_line.max(LEAF_CONTROL_LINE),
-                max_payload: config.max_payload,
+                // A hub may allow larger messages than natrium's clients
+                // may publish: they are delivered, up to nats-server's own
+                // hard limit, rather than closing the link over and over.
+                max_payload: config.max_payload.max(MAX_LINK_PAYLOAD),
             },
         })))
     }
@@ -275,6 +286,26 @@ impl Server {
         let Some(key) = self.insert_link(stream, addr, link, false) else {
             return;
         };
+        let own_users = self
+            .leaf
+            .as_ref()
+            .and_then(|l| l.opts.authorization.as_ref())
+            .is_none_or(|a| a.users.is_empty());
+        if own_users && self.config.auth.needs_nonce() {
+            // nkey users of the server may log leaves in: they sign this.
+            match crate::auth::new_nonce() {
+                Ok(nonce) => {
+                    if let Some(c) = self.clients.get_mut(key) {
+                        c.nonce = Some(nonce.into_boxed_str());
+                    }
+                }
+                Err(e) => {
+                    error!("Cannot generate a nonce for leafnode {addr}: {e}");
+                    self.begin_close(key, CloseReason::ServerShutdown);
+                    return;
+                }
+            }
+        }
         let tls_config = self.leaf.as_ref().and_then(|l| l.tls_config.clone());
         if let (Some(cfg), Some(opts)) = (
             tls_config,
@@ -321,6 +352,11 @@ impl Server {
         let Some(client) = self.clients.get_mut(key) else {
             return;
         };
+        let nonce = if connect_info {
+            None
+        } else {
+            client.nonce.clone()
+        };
         lwire::push_hub_info(
             &mut client.out,
             &lwire::HubInfo {
@@ -335,7 +371,7 @@ impl Server {
                 max_payload: self.config.max_payload,
                 client_id: client.cid,
                 tls_required,
-                nonce: None,
+                nonce: nonce.as_deref(),
                 connect_info,
             },
         );
@@ -960,7 +996,7 @@ impl Server {
             );
             return;
         }
-        if !self.leaf_authorized(&v, json) {
+        if !self.leaf_authorized(key, &v, json) {
             self.leaf_refuse(key, "Authorization Violation", CloseReason::AuthViolation);
             return;
         }
@@ -995,7 +1031,7 @@ impl Server {
     /// Whether an accepted leaf's CONNECT carries acceptable credentials:
     /// the `leafnodes.authorization` users when set, else the server's own
     /// users (as nats-server falls back to), else anyone.
-    fn leaf_authorized(&self, v: &serde_json::Value, json: &[u8]) -> bool {
+    fn leaf_authorized(&self, key: usize, v: &serde_json::Value, json: &[u8]) -> bool {
         let user = v.get("user").and_then(|u| u.as_str()).unwrap_or("");
         let pass = v.get("pass").and_then(|u| u.as_str()).unwrap_or("");
         if let Some(auth) = self
@@ -1018,7 +1054,10 @@ impl Server {
             return self
                 .config
                 .auth
-                .authenticate_nonblocking(&mut creds, None)
+                .authenticate_nonblocking(
+                    &mut creds,
+                    self.clients.get(key).and_then(|c| c.nonce.as_deref()),
+                )
                 .is_some();
         }
         true
@@ -1046,7 +1085,25 @@ impl Server {
         } else {
             link.remote_name.clone()
         };
-        for (subject, queue, n) in leaf.interest.seen_by(key) {
+        let solicited = matches!(link.role, Role::Solicited(_));
+        // A hub hears of local interest and of the leaves' behind natrium,
+        // not of another hub's (nats-server's spokes do the same).
+        let hubs: Vec<usize> = if solicited {
+            leaf.links
+                .iter()
+                .copied()
+                .filter(|&k| k != key && self.link_role(k).is_some_and(|r| r.is_solicited()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let Some(client) = self.clients.get_mut(key) else {
+            return;
+        };
+        let Some(link) = client.leaf.as_deref_mut() else {
+            return;
+        };
+        for (subject, queue, n) in leaf.interest.seen_by_except(key, |l| hubs.contains(&l)) {
             if !interest::denied_filter(&link.deny_in, subject) {
                 lwire::push_sub(&mut client.out, subject, queue, n);
             }
@@ -1175,8 +1232,20 @@ impl Server {
         let Some(leaf) = self.leaf.as_ref() else {
             return;
         };
+        let hubs: SmallVec<[usize; 4]> = leaf
+            .links
+            .iter()
+            .copied()
+            .filter(|&k| self.link_role(k).is_some_and(|r| r.is_solicited()))
+            .collect();
         for &link_key in &leaf.links {
-            let Some((before, after)) = applied.seen_by(link_key) else {
+            let hidden = |l: usize| hubs.contains(&l);
+            let seen = if hubs.contains(&link_key) {
+                applied.seen_by_except(link_key, hidden)
+            } else {
+                applied.seen_by(link_key)
+            };
+            let Some((before, after)) = seen else {
                 continue;
             };
             let Some(client) = self.clients.get_mut(link_key) else {
@@ -1313,6 +1382,11 @@ impl Server {
             leaf.targets = targets;
         }
         delivered
+    }
+
+    /// The role of link `key`, if it is one.
+    fn link_role(&self, key: usize) -> Option<Role> {
+        Some(self.clients.get(key)?.leaf.as_deref()?.role)
     }
 
     /// The link owning subscription `id` (and whether natrium solicited it).

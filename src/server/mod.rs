@@ -539,7 +539,9 @@ impl Server {
             self.on_error(key, ProtoError::ConnectionThrottling);
             return;
         }
-        if self.open_clients > self.config.max_connections {
+        // Leaf links are not clients: they do not count against the limit.
+        let links = self.leaf.as_ref().map_or(0, |l| l.links.len());
+        if self.open_clients.saturating_sub(links) > self.config.max_connections {
             warn!(
                 "Maximum connections exceeded ({}); refusing {addr}",
                 self.config.max_connections
