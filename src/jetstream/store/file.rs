@@ -346,6 +346,29 @@ impl Scan {
     }
 }
 
+/// Reads a segment for recovery: at most 4 GiB (record offsets are 32-bit;
+/// the store never writes more than 2 GiB and a record), the rest reported
+/// lost.
+fn read_segment(fs: &dyn FileSystem, path: &Path, scan: &mut Scan) -> std::io::Result<Vec<u8>> {
+    const MAX: u64 = u32::MAX as u64;
+    let len = fs.len(path)?;
+    if len <= MAX {
+        return fs.read_all(path);
+    }
+    scan.damage(path, MAX as usize, (len - MAX) as usize);
+    let mut buf = vec![0u8; MAX as usize];
+    let mut at = 0;
+    while at < buf.len() {
+        let n = fs.read_at(path, at as u64, &mut buf[at..])?;
+        if n == 0 {
+            break;
+        }
+        at += n;
+    }
+    buf.truncate(at);
+    Ok(buf)
+}
+
 impl FileStore {
     /// Opens the store in `dir` on the real file system, creating it if
     /// needed (see [`FileStore::open_with`]).
@@ -389,7 +412,7 @@ impl FileStore {
                 ));
             }
             expect = id + 1;
-            (last_sealed, last_tail) = match fs.read_all(&path) {
+            (last_sealed, last_tail) = match read_segment(fs.as_ref(), &path, &mut scan) {
                 Ok(data) => {
                     // Empty: its creation outran its header in a crash, unless
                     // the metadata (written after the header was synced)
