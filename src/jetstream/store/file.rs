@@ -107,7 +107,6 @@ fn parse_seg_name(name: &str) -> Option<u32> {
 }
 
 /// A stream's message log in a directory.
-#[derive(Debug)]
 pub struct FileStore {
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
@@ -138,6 +137,20 @@ pub struct FileStore {
     failed: Option<String>,
     lost: Option<LostData>,
     closed: bool,
+}
+
+impl std::fmt::Debug for FileStore {
+    // Not derived: the cache and the buffered writes are large.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("dir", &self.dir)
+            .field("last_seq", &self.index.last_seq())
+            .field("durable", &self.durable)
+            .field("segments", &self.segs.len())
+            .field("cached", &self.cached)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What recovery found in the segments.
