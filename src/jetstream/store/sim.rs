@@ -819,7 +819,7 @@ fn storage_thread_group_commit_across_stores() {
         let _ = tx.send(());
     })
     .unwrap();
-    let mut turn = |a: &mut FileStore, b: &mut FileStore| {
+    let turn = |a: &mut FileStore, b: &mut FileStore| {
         let jobs: Vec<(u64, SyncJob)> = [(1, a.take_sync()), (2, b.take_sync())]
             .into_iter()
             .filter_map(|(id, j)| j.map(|j| (id, j)))
