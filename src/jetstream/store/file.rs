@@ -107,7 +107,6 @@ fn parse_seg_name(name: &str) -> Option<u32> {
 }
 
 /// A stream's message log in a directory.
-#[derive(Debug)]
 pub struct FileStore {
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
@@ -138,6 +137,20 @@ pub struct FileStore {
     failed: Option<String>,
     lost: Option<LostData>,
     closed: bool,
+}
+
+impl std::fmt::Debug for FileStore {
+    // Not derived: the cache and the buffered writes are large.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("dir", &self.dir)
+            .field("last_seq", &self.index.last_seq())
+            .field("durable", &self.durable)
+            .field("segments", &self.segs.len())
+            .field("cached", &self.cached)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What recovery found in the segments.
@@ -346,6 +359,29 @@ impl Scan {
     }
 }
 
+/// Reads a segment for recovery: at most 4 GiB (record offsets are 32-bit;
+/// the store never writes more than 2 GiB and a record), the rest reported
+/// lost.
+fn read_segment(fs: &dyn FileSystem, path: &Path, scan: &mut Scan) -> std::io::Result<Vec<u8>> {
+    const MAX: u64 = u32::MAX as u64;
+    let len = fs.len(path)?;
+    if len <= MAX {
+        return fs.read_all(path);
+    }
+    scan.damage(path, MAX as usize, (len - MAX) as usize);
+    let mut buf = vec![0u8; MAX as usize];
+    let mut at = 0;
+    while at < buf.len() {
+        let n = fs.read_at(path, at as u64, &mut buf[at..])?;
+        if n == 0 {
+            break;
+        }
+        at += n;
+    }
+    buf.truncate(at);
+    Ok(buf)
+}
+
 impl FileStore {
     /// Opens the store in `dir` on the real file system, creating it if
     /// needed (see [`FileStore::open_with`]).
@@ -389,7 +425,7 @@ impl FileStore {
                 ));
             }
             expect = id + 1;
-            (last_sealed, last_tail) = match fs.read_all(&path) {
+            (last_sealed, last_tail) = match read_segment(fs.as_ref(), &path, &mut scan) {
                 Ok(data) => {
                     // Empty: its creation outran its header in a crash, unless
                     // the metadata (written after the header was synced)

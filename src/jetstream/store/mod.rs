@@ -157,6 +157,7 @@ pub trait MessageStore {
 
     /// The first stored message with sequence `>= from` whose subject
     /// matches `filter` (a subject with wildcards; `None` matches all).
+    /// A message found damaged on the way is reported (lost) and skipped.
     fn load_next(
         &mut self,
         from: u64,
@@ -164,7 +165,7 @@ pub trait MessageStore {
     ) -> Result<Option<StoredMsg>, StoreError>;
 
     /// The last stored message whose subject matches `filter` (wildcards
-    /// allowed).
+    /// allowed); damaged ones are reported and skipped.
     fn load_last(&mut self, filter: &str) -> Result<Option<StoredMsg>, StoreError>;
 
     /// Removes one message. `erase` overwrites its bytes on disk too

@@ -28,7 +28,7 @@ use super::worker::SyncJob;
 use super::{MessageStore, StoreError, StoreState, StoredMsg, SubjectState, SyncResult};
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const CONFIG: &[u8] = b"{\"name\":\"S\",\"subjects\":[\">\"]}";
@@ -802,4 +802,56 @@ fn huge_sequences_do_not_overflow() {
     m.compact(u64::MAX).unwrap();
     assert_eq!(m.state().last_seq, record::MAX_SEQ);
     assert!(m.append("a", b"", b"x", 2).is_err());
+}
+
+#[test]
+fn storage_thread_group_commit_across_stores() {
+    use super::worker::StorageWorker;
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let sim = SimFs::new(8);
+    let fs: Arc<dyn FileSystem> = Arc::new(sim.clone());
+    let cfg = FileStoreConfig::default();
+    let mut a = FileStore::open_with(fs.clone(), Path::new("/js/A"), CONFIG, cfg.clone()).unwrap();
+    let mut b = FileStore::open_with(fs.clone(), Path::new("/js/B"), CONFIG, cfg).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let w = StorageWorker::spawn_with(move || {
+        let _ = tx.send(());
+    })
+    .unwrap();
+    let turn = |a: &mut FileStore, b: &mut FileStore| {
+        let jobs: Vec<(u64, SyncJob)> = [(1, a.take_sync()), (2, b.take_sync())]
+            .into_iter()
+            .filter_map(|(id, j)| j.map(|j| (id, j)))
+            .collect();
+        let n = jobs.len();
+        w.submit_all(jobs);
+        let mut got = Vec::new();
+        while got.len() < n {
+            rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            got.extend(w.drain_completions());
+        }
+        for (id, r) in got {
+            assert!(r.is_ok());
+            if id == 1 {
+                a.sync_done(r)
+            } else {
+                b.sync_done(r)
+            }
+        }
+    };
+    // First turn: segments, metadata, reservations.
+    a.append("x", b"", b"1", 1).unwrap();
+    b.append("y", b"", b"2", 1).unwrap();
+    turn(&mut a, &mut b);
+    assert_eq!((a.durable_seq(), b.durable_seq()), (1, 1));
+    // Then: one fdatasync per file for the whole turn, nothing else.
+    for i in 0..50 {
+        a.append("x", b"", b"1", i).unwrap();
+        b.append("y", b"", b"2", i).unwrap();
+    }
+    let before = sim.syncs();
+    turn(&mut a, &mut b);
+    assert_eq!(sim.syncs() - before, 2);
+    assert_eq!((a.durable_seq(), b.durable_seq()), (51, 51));
 }

@@ -255,6 +255,8 @@ type Batch = Vec<(u64, SyncJob)>;
 pub struct StorageWorker {
     jobs: Option<Sender<Batch>>,
     done: Receiver<(u64, SyncResult)>,
+    /// For failing jobs here when the thread is gone.
+    done_tx: Sender<(u64, SyncResult)>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -273,6 +275,7 @@ impl StorageWorker {
     pub fn spawn_with(wake: impl Fn() + Send + 'static) -> std::io::Result<StorageWorker> {
         let (tx, rx) = mpsc::channel::<Batch>();
         let (done_tx, done) = mpsc::channel();
+        let own_tx = done_tx.clone();
         let thread = thread::Builder::new()
             .name("natrium-storage".into())
             .spawn(move || {
@@ -294,6 +297,7 @@ impl StorageWorker {
         Ok(StorageWorker {
             jobs: Some(tx),
             done,
+            done_tx: own_tx,
             thread: Some(thread),
         })
     }
@@ -313,6 +317,15 @@ impl StorageWorker {
         if let Some(Err(mpsc::SendError(jobs))) = sent {
             // The thread is gone (it panicked): fail the jobs, never ack.
             log::error!("storage thread is gone; {} jobs failed", jobs.len());
+            for (id, job) in jobs {
+                let r = SyncResult {
+                    upto: job.upto,
+                    token: job.token,
+                    error: Some("storage thread is gone".into()),
+                };
+                // Our own receiver: cannot be closed while we exist.
+                let _ = self.done_tx.send((id, r));
+            }
         }
     }
 
