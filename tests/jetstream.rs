@@ -686,3 +686,372 @@ async fn acked_messages_survive_sigkill() {
         ack.sequence
     );
 }
+
+/// Every `*.seg` file under `dir`.
+fn segment_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(segment_files(&p));
+        } else if p.extension().is_some_and(|x| x == "seg") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn damaged_record_is_reported_and_never_returned() {
+    let dir = StoreDir::new("damage");
+    {
+        let mut server = start(&dir);
+        let js = jetstream::new(connect(&server).await);
+        js.create_stream(file_stream("DMG", &["dmg.>"]))
+            .await
+            .expect("create");
+        for i in 0..10 {
+            // Payloads easy to find in the file.
+            publish_h(
+                &js,
+                "dmg.x",
+                &[],
+                &format!("payload-{i}-{}", "z".repeat(40)),
+            )
+            .await
+            .expect("publish");
+        }
+        drop(js);
+        server.signal("TERM");
+        assert!(server.wait_exit().is_some());
+    }
+    let segs = segment_files(&dir.0);
+    assert!(!segs.is_empty(), "segment files under the store dir");
+    let mut flipped = false;
+    for seg in &segs {
+        let mut bytes = std::fs::read(seg).expect("read segment");
+        if let Some(at) = bytes.windows(9).position(|w| w == b"payload-4") {
+            bytes[at + 3] ^= 0x01; // one bit inside message 5's payload
+            std::fs::write(seg, &bytes).expect("write segment");
+            flipped = true;
+        }
+    }
+    assert!(flipped, "found message 5 on disk");
+    let server = start(&dir);
+    let js = jetstream::new(connect(&server).await);
+    let mut stream = js
+        .get_stream("DMG")
+        .await
+        .expect("the stream is still there");
+    let info = stream.info().await.expect("info").clone();
+    assert_eq!(info.state.messages, 9, "only the damaged message is gone");
+    assert!(stream.get_raw_message(5).await.is_err(), "never returned");
+    for seq in [4, 6, 10] {
+        let m = stream
+            .get_raw_message(seq)
+            .await
+            .expect("intact neighbours");
+        assert!(
+            m.payload
+                .starts_with(format!("payload-{}", seq - 1).as_bytes())
+        );
+    }
+    // The loss is reported in the raw STREAM.INFO state.
+    let client = connect(&server).await;
+    let reply = within(
+        "stream info",
+        client.request("$JS.API.STREAM.INFO.DMG", "".into()),
+    )
+    .await
+    .expect("info");
+    let v: serde_json::Value = serde_json::from_slice(&reply.payload).expect("json");
+    assert_eq!(v["state"]["lost"]["msgs"], serde_json::json!([5]), "{v}");
+    assert!(
+        server
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("DMG") && l.contains("damaged")),
+        "the damage is logged"
+    );
+}
+
+#[tokio::test]
+async fn push_consumer_with_queue_group_flow_control_and_heartbeats() {
+    let dir = StoreDir::new("push");
+    let server = start(&dir);
+    let client = connect(&server).await;
+    let js = jetstream::new(client.clone());
+    let stream = js
+        .create_stream(memory_stream("PU", &["pu.>"]))
+        .await
+        .expect("create");
+    for i in 0..50 {
+        publish_h(&js, "pu.x", &[], &format!("{i}"))
+            .await
+            .expect("publish");
+    }
+    let consumer: consumer::PushConsumer = stream
+        .create_consumer(consumer::push::Config {
+            durable_name: Some("pusher".into()),
+            deliver_subject: "deliver.pu".into(),
+            deliver_group: Some("grp".into()),
+            flow_control: true,
+            idle_heartbeat: Duration::from_millis(200),
+            ..Default::default()
+        })
+        .await
+        .expect("push consumer");
+    // Two members of the group: each message reaches exactly one.
+    let mut a = client
+        .queue_subscribe("deliver.pu", "grp".into())
+        .await
+        .expect("sub a");
+    let mut b = client
+        .queue_subscribe("deliver.pu", "grp".into())
+        .await
+        .expect("sub b");
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while seen.len() < 50 && tokio::time::Instant::now() < deadline {
+        let m = tokio::select! {
+            m = a.next() => m,
+            m = b.next() => m,
+            _ = tokio::time::sleep_until(deadline) => None,
+        };
+        let Some(m) = m else { break };
+        if m.status.is_some() {
+            continue; // heartbeats and flow-control requests
+        }
+        seen.push(String::from_utf8(m.payload.to_vec()).expect("utf-8"));
+        if let Some(reply) = m.reply {
+            client.publish(reply, "".into()).await.expect("ack");
+        }
+    }
+    let mut sorted: Vec<u32> = seen.iter().map(|s| s.parse().expect("number")).collect();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        (0..50).collect::<Vec<u32>>(),
+        "each message exactly once"
+    );
+    drop(consumer);
+
+    // The async-nats push consumer API, with heartbeats: new messages arrive.
+    let c: consumer::PushConsumer = stream
+        .create_consumer(consumer::push::Config {
+            durable_name: Some("single".into()),
+            deliver_subject: "deliver.single".into(),
+            deliver_policy: consumer::DeliverPolicy::New,
+            flow_control: true,
+            idle_heartbeat: Duration::from_millis(200),
+            ..Default::default()
+        })
+        .await
+        .expect("push consumer");
+    let mut messages = c.messages().await.expect("messages");
+    publish_h(&js, "pu.y", &[], "fresh").await.expect("publish");
+    let m = within("push delivery", messages.next())
+        .await
+        .expect("a message")
+        .expect("no error");
+    assert_eq!(m.payload.as_ref(), b"fresh");
+    m.ack().await.expect("ack");
+}
+
+#[tokio::test]
+async fn push_consumer_waits_for_interest() {
+    let dir = StoreDir::new("interest");
+    let server = start(&dir);
+    let client = connect(&server).await;
+    let js = jetstream::new(client.clone());
+    let stream = js
+        .create_stream(memory_stream("IN", &["in.>"]))
+        .await
+        .expect("create");
+    stream
+        .create_consumer(consumer::push::Config {
+            durable_name: Some("late".into()),
+            deliver_subject: "deliver.late".into(),
+            ack_policy: consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .expect("push consumer");
+    for i in 0..3 {
+        publish_h(&js, "in.x", &[], &i.to_string())
+            .await
+            .expect("publish");
+    }
+    // A wildcard subscription does not count as interest.
+    let mut wild = client.subscribe("deliver.*").await.expect("wildcard");
+    nats::sync(&client).await;
+    nats::assert_quiet(&mut wild).await;
+    // The exact subject does: everything stored so far arrives.
+    let mut exact = client.subscribe("deliver.late").await.expect("exact");
+    for i in 0..3 {
+        let m = within("delivery", exact.next()).await.expect("message");
+        assert_eq!(m.payload.as_ref(), i.to_string().as_bytes());
+    }
+}
+
+#[tokio::test]
+async fn ordered_consumer_reads_the_stream_in_order() {
+    let dir = StoreDir::new("ordered");
+    let server = start(&dir);
+    let js = jetstream::new(connect(&server).await);
+    let stream = js
+        .create_stream(file_stream("ORD", &["ord.>"]))
+        .await
+        .expect("create");
+    for i in 0..300 {
+        publish_h(&js, &format!("ord.{}", i % 5), &[], &i.to_string())
+            .await
+            .expect("publish");
+    }
+    let c = stream
+        .create_consumer(consumer::push::OrderedConfig {
+            deliver_subject: "ordered.inbox".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("ordered consumer");
+    let mut messages = c.messages().await.expect("messages");
+    for i in 0..300 {
+        let m = within("ordered delivery", messages.next())
+            .await
+            .expect("a message")
+            .expect("no error");
+        assert_eq!(m.payload.as_ref(), i.to_string().as_bytes());
+    }
+}
+
+#[tokio::test]
+async fn key_value_put_get_update_delete_watch_and_history() {
+    use async_nats::jetstream::kv;
+    let dir = StoreDir::new("kv");
+    let server = start(&dir);
+    let js = jetstream::new(connect(&server).await);
+    let store = js
+        .create_key_value(kv::Config {
+            bucket: "cfg".into(),
+            history: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("create bucket");
+    let r1 = store.put("device.1", "on".into()).await.expect("put");
+    assert_eq!(r1, 1);
+    assert_eq!(
+        store.get("device.1").await.expect("get").as_deref(),
+        Some(&b"on"[..])
+    );
+    let r2 = store
+        .update("device.1", "off".into(), r1)
+        .await
+        .expect("update at revision");
+    assert!(
+        store.update("device.1", "x".into(), r1).await.is_err(),
+        "stale revision"
+    );
+    assert!(
+        store.create("device.1", "x".into()).await.is_err(),
+        "exists"
+    );
+    store
+        .create("device.2", "new".into())
+        .await
+        .expect("create");
+    let entry = store.entry("device.1").await.expect("entry").expect("some");
+    assert_eq!((entry.revision, entry.value.as_ref()), (r2, &b"off"[..]));
+    let mut keys: Vec<String> = store
+        .keys()
+        .await
+        .expect("keys")
+        .map(|k| k.expect("key"))
+        .collect()
+        .await;
+    keys.sort();
+    assert_eq!(keys, vec!["device.1", "device.2"]);
+    let history: Vec<kv::Entry> = store
+        .history("device.1")
+        .await
+        .expect("history")
+        .map(|e| e.expect("entry"))
+        .collect()
+        .await;
+    assert_eq!(history.len(), 2);
+    let mut watch = store.watch("device.*").await.expect("watch");
+    store.put("device.3", "hello".into()).await.expect("put");
+    let e = within("watch", watch.next())
+        .await
+        .expect("update")
+        .expect("entry");
+    assert_eq!(
+        (e.key.as_str(), e.value.as_ref()),
+        ("device.3", &b"hello"[..])
+    );
+    store.delete("device.2").await.expect("delete");
+    assert_eq!(store.get("device.2").await.expect("get"), None);
+    store.purge("device.1").await.expect("purge");
+    assert_eq!(store.get("device.1").await.expect("get"), None);
+}
+
+#[tokio::test]
+async fn flow_control_pauses_until_answered() {
+    let dir = StoreDir::new("flow");
+    let server = start(&dir);
+    let client = connect(&server).await;
+    let js = jetstream::new(client.clone());
+    let stream = js
+        .create_stream(file_stream("FLOW", &["flow.>"]))
+        .await
+        .expect("create");
+    let big = "b".repeat(64 * 1024);
+    for _ in 0..64 {
+        publish_h(&js, "flow.x", &[], &big).await.expect("publish");
+    }
+    // Raw subscriber: count flow-control requests and answer them.
+    let consumer: consumer::PushConsumer = stream
+        .create_consumer(consumer::push::Config {
+            durable_name: Some("fc".into()),
+            deliver_subject: "deliver.fc".into(),
+            ack_policy: consumer::AckPolicy::None,
+            flow_control: true,
+            idle_heartbeat: Duration::from_secs(1),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut sub = client.subscribe("deliver.fc").await.expect("sub");
+    let mut data = 0;
+    let mut fc_requests = 0;
+    while data < 64 {
+        let m = within("delivery", sub.next()).await.expect("message");
+        match m.status {
+            Some(s) if s.as_u16() == 100 => {
+                let is_fc = m
+                    .description
+                    .as_deref()
+                    .is_some_and(|d| d.contains("FlowControl"));
+                if is_fc {
+                    fc_requests += 1;
+                    // Delivery is paused until this is answered.
+                    let reply = m.reply.expect("flow control reply subject");
+                    client.publish(reply, "".into()).await.expect("answer");
+                }
+            }
+            _ => {
+                assert_eq!(m.payload.len(), big.len());
+                data += 1;
+            }
+        }
+    }
+    assert!(
+        fc_requests >= 3,
+        "{fc_requests} flow-control requests for 4 MiB"
+    );
+    drop(consumer);
+}

@@ -84,14 +84,12 @@ fn tls_block(block: &Map, warnings: &mut Vec<String>) -> Result<TlsOptions, Conf
 fn jetstream_value(item: &Item) -> Result<Option<JetStreamOptions>, ConfigError> {
     let mut js = JetStreamOptions::default();
     match &item.value {
-        Value::Bool(b) => return Ok(b.then_some(js)),
-        Value::Str(s) => {
-            return match s.to_ascii_lowercase().as_str() {
-                "enabled" | "enable" | "true" | "on" => Ok(Some(js)),
-                "disabled" | "disable" | "false" | "off" => Ok(None),
-                _ => Err(at(item, &format!("invalid jetstream value {s:?}"))),
-            };
-        }
+        Value::Bool(b) => Ok(b.then_some(js)),
+        Value::Str(s) => match s.to_ascii_lowercase().as_str() {
+            "enabled" | "enable" | "true" | "on" => Ok(Some(js)),
+            "disabled" | "disable" | "false" | "off" => Ok(None),
+            _ => Err(at(item, &format!("invalid jetstream value {s:?}"))),
+        },
         Value::Map(block) => {
             for e in block.iter() {
                 let v = &e.value;

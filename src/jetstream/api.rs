@@ -222,15 +222,8 @@ pub mod err {
     pub fn push_max_waiting() -> ApiError {
         ApiError::new(400, 10088, "consumer in push mode can not set max waiting")
     }
-    pub fn pull_not_supported() -> ApiError {
+    pub fn deliver_subject_wildcards() -> ApiError {
         ApiError::new(400, 10080, "consumer deliver subject has wildcards")
-    }
-    pub fn push_not_supported() -> ApiError {
-        ApiError::new(
-            500,
-            10010,
-            "push consumers (deliver_subject) are not supported by natrium yet",
-        )
     }
     pub fn bad_name() -> ApiError {
         ApiError::new(400, 10033, "stream name is required")

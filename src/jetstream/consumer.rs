@@ -191,8 +191,24 @@ impl ConsumerConfig {
         if self.deliver_subject.as_deref() == Some("") {
             self.deliver_subject = None;
         }
-        if self.deliver_subject.is_some() {
-            return Err(err::push_not_supported());
+        if self.deliver_group.as_deref() == Some("") {
+            self.deliver_group = None;
+        }
+        let push = self.deliver_subject.is_some();
+        if let Some(d) = &self.deliver_subject
+            && !crate::sublist::is_valid_literal_subject(d.as_bytes())
+        {
+            return Err(err::deliver_subject_wildcards());
+        }
+        if !push && (self.flow_control || self.idle_heartbeat > 0) {
+            return Err(err::consumer_config(
+                "consumer idle heartbeat and flow control require a push based consumer",
+            ));
+        }
+        if self.flow_control && self.idle_heartbeat <= 0 {
+            return Err(err::consumer_config(
+                "consumer with flow control also needs heartbeats",
+            ));
         }
         if self.ack_wait <= 0 {
             self.ack_wait = DEFAULT_ACK_WAIT;
@@ -220,7 +236,11 @@ impl ConsumerConfig {
                 DEFAULT_MAX_ACK_PENDING
             };
         }
-        if self.max_waiting == 0 {
+        if push {
+            if self.max_waiting != 0 {
+                return Err(err::push_max_waiting());
+            }
+        } else if self.max_waiting == 0 {
             self.max_waiting = DEFAULT_MAX_WAITING;
         } else if self.max_waiting < 0 {
             return Err(err::max_waiting_negative());
@@ -272,7 +292,7 @@ impl ConsumerConfig {
             }
         }
         if stream.retention == Retention::Workqueue {
-            if self.ack_policy != AckPolicy::Explicit {
+            if !push && self.ack_policy != AckPolicy::Explicit {
                 return Err(err::workqueue_pull_ack());
             }
             if self.deliver_policy != DeliverPolicy::All {
@@ -369,6 +389,16 @@ pub struct Consumer {
     /// `last_per_subject`: the last sequence at creation (new deliveries
     /// start after it once `start_set` is done; 0 when not in use).
     pub start_set_end: u64,
+    /// Push: whether a subscription on exactly the deliver subject exists.
+    pub interest: bool,
+    /// Push: the flow-control request awaiting its reply (delivery pauses).
+    pub fc_pending: Option<String>,
+    /// Push: payload bytes delivered since the last flow-control request.
+    pub fc_bytes: u64,
+    /// Push: when the next idle heartbeat is due.
+    pub next_heartbeat: Option<Instant>,
+    /// Stream sequence of the last message delivered (heartbeat headers).
+    pub last_delivered_sseq: u64,
 }
 
 /// What an ack message asked for.
@@ -451,6 +481,11 @@ impl Consumer {
             dirty: true,
             start_set: BTreeSet::new(),
             start_set_end: 0,
+            interest: false,
+            fc_pending: None,
+            fc_bytes: 0,
+            next_heartbeat: None,
+            last_delivered_sseq: 0,
         }
     }
 
@@ -461,6 +496,17 @@ impl Consumer {
                 .filters
                 .iter()
                 .any(|f| crate::sublist::subject_matches(f.as_bytes(), subject.as_bytes()))
+    }
+
+    /// Whether it is a push consumer.
+    pub fn is_push(&self) -> bool {
+        self.config.deliver_subject.is_some()
+    }
+
+    /// The idle heartbeat interval, if any.
+    pub fn heartbeat(&self) -> Option<Duration> {
+        (self.config.idle_heartbeat > 0)
+            .then(|| Duration::from_nanos(self.config.idle_heartbeat as u64))
     }
 
     /// Whether more messages may be delivered now (`max_ack_pending`).
@@ -633,6 +679,7 @@ impl Consumer {
             .waiting
             .iter()
             .flat_map(|r| [r.expires, r.next_heartbeat])
+            .chain([self.next_heartbeat])
             .flatten()
             .min();
         match (p, w) {

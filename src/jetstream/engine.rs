@@ -108,6 +108,11 @@ pub struct Engine {
     dirty_consumers: BTreeSet<(String, String)>,
     /// Replies to acks sent as requests, waiting for the consumer state to be durable.
     held_ack_replies: Vec<(u64, u64, Out)>,
+    /// Deliver subjects of push consumers whose interest the server must
+    /// report ([`Engine::take_interest_queries`]).
+    interest_queries: Vec<String>,
+    /// Counter for flow-control reply subjects.
+    fc_counter: u64,
 }
 
 /// Request body of `CONSUMER.CREATE`.
@@ -199,6 +204,8 @@ impl Engine {
             persistence,
             dirty_consumers: BTreeSet::new(),
             held_ack_replies: Vec::new(),
+            interest_queries: Vec::new(),
+            fc_counter: 0,
         }
     }
 
@@ -216,6 +223,9 @@ impl Engine {
             stream.rebuild_dedupe(api::now_ns());
             let mut consumers = BTreeMap::new();
             for c in r.consumers {
+                if let Some(d) = &c.config.deliver_subject {
+                    self.interest_queries.push(d.clone());
+                }
                 consumers.insert(c.name.clone(), c);
             }
             self.streams.insert(
@@ -302,6 +312,42 @@ impl Engine {
 
     // ----- entry points -----
 
+    /// Deliver subjects whose interest the server must look up and report
+    /// with [`Engine::interest_changed`].
+    pub fn take_interest_queries(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.interest_queries)
+    }
+
+    /// Whether `subject` is the deliver subject of a push consumer (the
+    /// server then reports subscriptions on it).
+    pub fn watches(&self, subject: &str) -> bool {
+        self.streams.values().any(|e| {
+            e.consumers
+                .values()
+                .any(|c| c.config.deliver_subject.as_deref() == Some(subject))
+        })
+    }
+
+    /// Whether a subscription on exactly `subject` exists now.
+    pub fn interest_changed(&mut self, subject: &str, has: bool, now: Instant) {
+        let mut to_pump = Vec::new();
+        for (name, e) in self.streams.iter_mut() {
+            for c in e.consumers.values_mut() {
+                if c.config.deliver_subject.as_deref() == Some(subject) && c.interest != has {
+                    c.interest = has;
+                    c.last_active = now;
+                    if has {
+                        c.next_heartbeat = c.heartbeat().map(|h| now + h);
+                        to_pump.push(name.clone());
+                    }
+                }
+            }
+        }
+        for name in to_pump {
+            self.pump(&name, now);
+        }
+    }
+
     /// Whether a stream captures `subject`.
     pub fn captures(&self, subject: &str) -> bool {
         self.capture
@@ -324,6 +370,10 @@ impl Engine {
         }
         if let Some(ack) = subject.strip_prefix("$JS.ACK.") {
             self.on_ack(ack, reply, payload, now);
+            return Handled::Yes;
+        }
+        if subject.starts_with("$JS.FC.") {
+            self.on_flow_control(subject, now);
             return Handled::Yes;
         }
         let Some(stream) = self
@@ -544,10 +594,30 @@ impl Engine {
                     }
                     keep.push_back(r);
                 }
-                if !keep.is_empty() {
+                if !keep.is_empty() || (c.is_push() && c.interest) {
                     c.last_active = now;
                 }
                 c.waiting = keep;
+                if c.is_push()
+                    && c.interest
+                    && let (Some(hb), Some(due)) = (c.heartbeat(), c.next_heartbeat)
+                    && now >= due
+                    && let Some(deliver) = &c.config.deliver_subject
+                {
+                    let last_c = c.delivered_cseq.to_string();
+                    let last_s = c.last_delivered_sseq.to_string();
+                    let mut h: Vec<(&str, &str)> = Vec::new();
+                    if c.delivered_cseq > 0 {
+                        h.push(("Nats-Last-Consumer", &last_c));
+                        h.push(("Nats-Last-Stream", &last_s));
+                    }
+                    if let Some(fc) = &c.fc_pending {
+                        h.push(("Nats-Consumer-Stalled", fc));
+                    }
+                    self.outputs
+                        .push(Out::status(deliver, 100, "Idle Heartbeat", &h));
+                    c.next_heartbeat = Some(now + hb);
+                }
                 let threshold = if c.config.inactive_threshold > 0 {
                     Some(Duration::from_nanos(c.config.inactive_threshold as u64))
                 } else if c.ephemeral {
@@ -594,6 +664,69 @@ impl Engine {
         let stream = &mut entry.stream;
         let mut removed_for_workqueue = Vec::new();
         for c in entry.consumers.values_mut() {
+            if let Some(deliver) = c.config.deliver_subject.clone() {
+                let mut budget = PUSH_BUDGET;
+                while budget > 0 && c.interest && c.fc_pending.is_none() && c.may_deliver() {
+                    let msg = match next_message(stream.store.as_mut(), c) {
+                        Ok(Some(m)) => m,
+                        Ok(None) => break,
+                        Err(e) => {
+                            warn!("JetStream: stream {name}: {e}");
+                            break;
+                        }
+                    };
+                    budget -= 1;
+                    let size = (msg.headers.len() + msg.payload.len()) as u64;
+                    let (cseq, deliveries) = c.record_delivery(msg.seq, now, now_ns);
+                    c.last_delivered_sseq = msg.seq;
+                    let pending = num_pending(stream.store.as_ref(), c);
+                    let ack = format!(
+                        "$JS.ACK.{name}.{}.{deliveries}.{}.{cseq}.{}.{pending}",
+                        c.name, msg.seq, msg.time_ns
+                    );
+                    let (hdrs, payload) = if c.config.headers_only {
+                        let n = msg.payload.len().to_string();
+                        (
+                            headers::with_extra(&msg.headers, &[("Nats-Msg-Size", &n)]),
+                            Vec::new(),
+                        )
+                    } else {
+                        (msg.headers, msg.payload)
+                    };
+                    self.outputs.push(Out {
+                        subject: msg.subject,
+                        deliver_to: Some(deliver.clone()),
+                        reply: Some(ack),
+                        headers: hdrs,
+                        payload,
+                    });
+                    if c.config.ack_policy == AckPolicy::None
+                        && stream.config.retention == Retention::Workqueue
+                    {
+                        removed_for_workqueue.push(msg.seq);
+                    }
+                    c.next_heartbeat = c.heartbeat().map(|h| now + h);
+                    c.last_active = now;
+                    c.dirty = true;
+                    if c.config.flow_control {
+                        c.fc_bytes += size;
+                        if c.fc_bytes >= FLOW_CONTROL_BYTES {
+                            self.fc_counter += 1;
+                            let fc = format!("$JS.FC.{name}.{}.{}", c.name, self.fc_counter);
+                            let mut out = Out::status(&deliver, 100, "FlowControl Request", &[]);
+                            out.reply = Some(fc.clone());
+                            self.outputs.push(out);
+                            c.fc_pending = Some(fc);
+                            c.fc_bytes = 0;
+                        }
+                    }
+                }
+                if c.dirty {
+                    self.dirty_consumers
+                        .insert((name.to_string(), c.name.clone()));
+                }
+                continue;
+            }
             while let Some(mut req) = c.waiting.pop_front() {
                 if !c.may_deliver() {
                     c.waiting.push_front(req);
@@ -684,6 +817,22 @@ impl Engine {
         }
         for s in removed_for_workqueue {
             let _ = stream.store.remove(s, false);
+        }
+    }
+
+    /// The reply to a flow-control request: delivery resumes.
+    fn on_flow_control(&mut self, subject: &str, now: Instant) {
+        let mut resumed = None;
+        for (name, e) in self.streams.iter_mut() {
+            for c in e.consumers.values_mut() {
+                if c.fc_pending.as_deref() == Some(subject) {
+                    c.fc_pending = None;
+                    resumed = Some(name.clone());
+                }
+            }
+        }
+        if let Some(name) = resumed {
+            self.pump(&name, now);
         }
     }
 
@@ -831,10 +980,10 @@ impl Engine {
         payload: &[u8],
         now: Instant,
     ) -> (&'static str, Result<Value, ApiError>) {
-        let (op, arg) = match api.find(|c: char| c == '.') {
-            _ if api == "INFO" => ("INFO", ""),
-            _ if api == "STREAM.LIST" => ("STREAM.LIST", ""),
-            _ if api == "STREAM.NAMES" => ("STREAM.NAMES", ""),
+        let (op, arg) = match api {
+            "INFO" => ("INFO", ""),
+            "STREAM.LIST" => ("STREAM.LIST", ""),
+            "STREAM.NAMES" => ("STREAM.NAMES", ""),
             _ => {
                 let prefixes = [
                     "STREAM.CREATE.",
@@ -1277,7 +1426,8 @@ impl Engine {
             .map_err(|e| store_error(&e))?;
         if !removed {
             if req.seq < state.first_seq || req.seq > state.last_seq {
-                return Err(err::no_message_found());
+                // nats-server: below the first sequence is a store error.
+                return Err(ApiError::new(500, 10057, "no message found"));
             }
             return Err(err::sequence_not_found(req.seq));
         }
@@ -1363,6 +1513,9 @@ impl Engine {
                 return Err(err::consumer_not_found());
             };
             c.filters = config.filters();
+            if let Some(d) = &config.deliver_subject {
+                self.interest_queries.push(d.clone());
+            }
             c.config = config;
             c.dirty = true;
             self.dirty_consumers
@@ -1457,6 +1610,9 @@ impl Engine {
             p.save_consumer_config(stream_name, &consumer);
         }
         let info = consumer_info(&entry.stream, &consumer, created_ns);
+        if let Some(d) = &consumer.config.deliver_subject {
+            self.interest_queries.push(d.clone());
+        }
         entry.consumers.insert(name.clone(), consumer);
         self.dirty_consumers
             .insert((stream_name.to_string(), name.clone()));
@@ -1642,6 +1798,13 @@ impl Engine {
     }
 }
 
+/// Messages a push consumer is given per pump (the tick continues).
+const PUSH_BUDGET: usize = 1024;
+
+/// Payload bytes a flow-controlled push consumer receives between
+/// flow-control requests.
+const FLOW_CONTROL_BYTES: u64 = 1 << 20;
+
 /// The next message for consumer `c`: a redelivery first, then the
 /// initial last-per-subject set, then the next new one matching its filters.
 fn next_message(
@@ -1771,7 +1934,7 @@ pub fn consumer_info(stream: &Stream, c: &Consumer, now_ns: i64) -> Value {
     {
         m.insert("name".into(), Value::String(c.name.clone()));
     }
-    json!({
+    let mut info = json!({
         "stream_name": stream.config.name,
         "name": c.name,
         "created": api::time_string(c.created_ns),
@@ -1783,7 +1946,14 @@ pub fn consumer_info(stream: &Stream, c: &Consumer, now_ns: i64) -> Value {
         "num_waiting": c.waiting.len(),
         "num_pending": num_pending(stream.store.as_ref(), c),
         "ts": api::time_string(now_ns),
-    })
+    });
+    if c.is_push()
+        && c.interest
+        && let Value::Object(m) = &mut info
+    {
+        m.insert("push_bound".into(), Value::Bool(true));
+    }
+    info
 }
 
 fn stream_action_advisory(action: &str, stream: &str) -> Out {

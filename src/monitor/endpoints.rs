@@ -76,7 +76,7 @@ pub(crate) struct Varz<'a> {
     pub(crate) leaf: Empty,
     pub(crate) mqtt: Empty,
     pub(crate) websocket: Empty,
-    pub(crate) jetstream: Empty,
+    pub(crate) jetstream: serde_json::Value,
     pub(crate) write_deadline: u128,
     pub(crate) start: String,
     pub(crate) now: String,

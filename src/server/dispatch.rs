@@ -196,6 +196,9 @@ impl Server {
         client.subs.insert(sid.into(), id);
         client.busy = true;
         self.ok(key);
+        if self.jetstream.is_some() {
+            self.jetstream_interest(subject);
+        }
         Ok(())
     }
 
@@ -225,6 +228,9 @@ impl Server {
             .remove(&sub.subject, sub.queue.as_deref(), id as SubId);
         if let Some(client) = self.clients.get_mut(sub.client) {
             client.subs.remove(&sub.sid);
+        }
+        if self.jetstream.is_some() {
+            self.jetstream_interest(&sub.subject);
         }
     }
 

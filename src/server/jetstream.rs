@@ -93,8 +93,61 @@ impl Server {
         let handled = js
             .engine
             .on_publish(subject, reply, hdrs, payload, Instant::now());
+        self.answer_interest_queries();
         self.route_jetstream_outputs();
         handled == Handled::Yes
+    }
+
+    /// Tells the engine whether the deliver subjects it asks about have
+    /// a subscriber.
+    fn answer_interest_queries(&mut self) {
+        let Some(js) = self.jetstream.as_deref_mut() else {
+            return;
+        };
+        let queries = js.engine.take_interest_queries();
+        if queries.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for subject in queries {
+            let has = self.has_exact_interest(subject.as_bytes());
+            if let Some(js) = self.jetstream.as_deref_mut() {
+                js.engine.interest_changed(&subject, has, now);
+            }
+        }
+    }
+
+    /// Whether a subscription on exactly `subject` exists (a push consumer
+    /// delivers only then; a wildcard that covers it does not count, as in
+    /// nats-server).
+    fn has_exact_interest(&mut self, subject: &[u8]) -> bool {
+        let result = self.sublist.matches(subject);
+        let exact = |id: &crate::sublist::SubId| {
+            self.subs
+                .get(*id as usize)
+                .is_some_and(|s| s.subject.as_ref() == subject)
+        };
+        result.plain.iter().any(exact) || result.queues.iter().any(|g| g.members.iter().any(exact))
+    }
+
+    /// A subscription on `subject` was added or removed: a push consumer
+    /// delivering there may start or stop.
+    pub(crate) fn jetstream_interest(&mut self, subject: &[u8]) {
+        let Some(js) = self.jetstream.as_deref() else {
+            return;
+        };
+        let Ok(text) = std::str::from_utf8(subject) else {
+            return;
+        };
+        if !js.engine.watches(text) {
+            return;
+        }
+        let has = self.has_exact_interest(subject);
+        let text = text.to_string();
+        if let Some(js) = self.jetstream.as_deref_mut() {
+            js.engine.interest_changed(&text, has, Instant::now());
+        }
+        self.route_jetstream_outputs();
     }
 
     /// Publishes what the engine produced.
@@ -125,6 +178,11 @@ impl Server {
     /// End of a loop turn: the turn's writes go to the storage thread as
     /// one batch (group commit).
     pub(crate) fn jetstream_end_of_turn(&mut self) {
+        if self.jetstream.is_none() {
+            return;
+        }
+        // Consumers recovered at start ask here.
+        self.answer_interest_queries();
         let Some(js) = self.jetstream.as_deref_mut() else {
             return;
         };
@@ -179,5 +237,137 @@ impl Server {
 
 /// Subjects JetStream handles whether or not a stream captures them.
 fn js_relevant(subject: &str) -> bool {
-    subject.starts_with("$JS.API.") || subject.starts_with("$JS.ACK.")
+    subject.starts_with("$JS.API.")
+        || subject.starts_with("$JS.ACK.")
+        || subject.starts_with("$JS.FC.")
+}
+
+impl Server {
+    /// The `jetstream` section of `/varz` (`{}` without JetStream, as
+    /// nats-server).
+    pub(crate) fn jetstream_varz(&self) -> serde_json::Value {
+        let (Some(js), Some(opts)) = (self.jetstream.as_deref(), self.config.jetstream.as_ref())
+        else {
+            return serde_json::json!({});
+        };
+        let (mem, file) = js.engine.usage();
+        let (total, errors) = js.engine.api_stats();
+        let limits = js.engine.limits();
+        serde_json::json!({
+            "config": jetstream_config_json(opts, limits),
+            "stats": {
+                "memory": mem,
+                "storage": file,
+                "reserved_memory": 0,
+                "reserved_storage": 0,
+                "accounts": 1,
+                "ha_assets": 0,
+                "api": {"total": total, "errors": errors},
+            },
+        })
+    }
+
+    /// `/jsz`, nats-server's shape: totals, and with `accounts=1`,
+    /// `streams=1` or `consumers=1` the details of the global account.
+    pub(crate) fn jsz(&self, req: &crate::monitor::http::Request) -> serde_json::Value {
+        let now = crate::monitor::timefmt::rfc3339_nano(std::time::SystemTime::now());
+        let (Some(js), Some(opts)) = (self.jetstream.as_deref(), self.config.jetstream.as_ref())
+        else {
+            return serde_json::json!({
+                "server_id": self.server_id(),
+                "now": now,
+                "disabled": true,
+                "config": {},
+                "memory": 0, "storage": 0, "reserved_memory": 0, "reserved_storage": 0,
+                "accounts": 0, "ha_assets": 0,
+                "api": {"total": 0, "errors": 0},
+                "streams": 0, "consumers": 0, "messages": 0, "bytes": 0,
+            });
+        };
+        let flag = |n: &str| req.param(n).is_some_and(|v| v == "1" || v == "true");
+        let want_consumers = flag("consumers");
+        let want_streams = flag("streams") || want_consumers;
+        let want_config = flag("config");
+        let want_accounts = flag("accounts") || want_streams;
+        let (mem, file) = js.engine.usage();
+        let (total, errors) = js.engine.api_stats();
+        let (streams, consumers) = js.engine.counts();
+        let summaries = js.engine.stream_summaries();
+        let messages: u64 = summaries.iter().map(|s| s.2.msgs).sum();
+        let bytes: u64 = summaries.iter().map(|s| s.2.bytes).sum();
+        let mut out = serde_json::json!({
+            "server_id": self.server_id(),
+            "now": now,
+            "config": jetstream_config_json(opts, js.engine.limits()),
+            "memory": mem,
+            "storage": file,
+            "reserved_memory": 0,
+            "reserved_storage": 0,
+            "accounts": 1,
+            "ha_assets": 0,
+            "api": {"total": total, "errors": errors},
+            "streams": streams,
+            "consumers": consumers,
+            "messages": messages,
+            "bytes": bytes,
+        });
+        if want_accounts && let serde_json::Value::Object(m) = &mut out {
+            let detail: Vec<serde_json::Value> = if want_streams {
+                summaries
+                    .into_iter()
+                    .map(|(name, config, state, consumer_info)| {
+                        let mut s = serde_json::json!({
+                            "name": name,
+                            "state": crate::jetstream::engine::state_json(&state, consumer_info.len()),
+                        });
+                        if let serde_json::Value::Object(o) = &mut s {
+                            if want_config {
+                                o.insert("config".into(), config);
+                            }
+                            if want_consumers {
+                                o.insert("consumer_detail".into(), consumer_info.into());
+                            }
+                        }
+                        s
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            m.insert(
+                "account_details".into(),
+                serde_json::json!([{
+                    "name": "$G",
+                    "id": "$G",
+                    "memory": mem,
+                    "storage": file,
+                    "reserved_memory": 0,
+                    "reserved_storage": 0,
+                    "accounts": 1,
+                    "ha_assets": 0,
+                    "api": {"total": total, "errors": errors},
+                    "stream_detail": detail,
+                }]),
+            );
+        }
+        out
+    }
+}
+
+fn jetstream_config_json(
+    opts: &crate::config::JetStreamOptions,
+    limits: Limits,
+) -> serde_json::Value {
+    let sync_ns: u64 = match opts.sync {
+        crate::config::SyncPolicy::Always => 0,
+        crate::config::SyncPolicy::Interval(d) => d.as_nanos() as u64,
+    };
+    serde_json::json!({
+        "max_memory": limits.max_memory,
+        "max_storage": limits.max_file,
+        "store_dir": opts.store_dir.display().to_string(),
+        "sync_interval": sync_ns,
+        "sync_always": matches!(opts.sync, crate::config::SyncPolicy::Always),
+        "compress_ok": false,
+    })
 }

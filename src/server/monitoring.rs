@@ -34,6 +34,7 @@ impl Server {
             "/routez" => "/routez",
             "/leafz" => "/leafz",
             "/gatewayz" => "/gatewayz",
+            "/jsz" => "/jsz",
             _ => return Response::text(404, "404 page not found"),
         };
         // Counted before answering, so /varz includes itself (as nats-server).
@@ -46,6 +47,7 @@ impl Server {
             "/connz" => self.connz(req),
             "/subsz" | "/subscriptionsz" => self.subsz(req),
             "/routez" | "/leafz" | "/gatewayz" => Ok(self.no_cluster(label)),
+            "/jsz" => Ok(pretty(&self.jsz(req))),
             _ => Ok(Response::json(b"{\"status\":\"ok\"}".to_vec())),
         };
         result.unwrap_or_else(|BadParam(text)| Response::text(400, &text))
@@ -154,7 +156,7 @@ impl Server {
             leaf: Empty {},
             mqtt: Empty {},
             websocket: Empty {},
-            jetstream: Empty {},
+            jetstream: self.jetstream_varz(),
             write_deadline: c.write_deadline.as_nanos(),
             start: rfc3339_nano(mon.started),
             now: rfc3339_nano(now),

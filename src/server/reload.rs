@@ -43,6 +43,9 @@ impl Server {
                         self.local_addr
                     );
                 }
+                if fresh.jetstream != self.config.jetstream {
+                    warn!("Reload: JetStream options cannot change without a restart");
+                }
                 if fresh.logfile != self.config.logfile {
                     warn!("Reload: the log file cannot change without a restart");
                 }

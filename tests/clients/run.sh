@@ -2,16 +2,23 @@
 # Interop with other official NATS clients: nats-py (PyPI) and nats.js v2
 # (npm), installed here into target/clients, run against a natrium built by
 # cargo: plain, user/password, and TLS with required client certificates
-# (a throwaway CA made with openssl). Part of .ci/run. Every step is bounded
-# in time.
+# (a throwaway CA made with openssl); then JetStream (-js -sd <temp dir>):
+# the nats.js JetStream suite against one more natrium, and the nats-py one,
+# which starts (and restarts) its own natrium on a temp store dir. Part of
+# .ci/run. Every step is bounded in time. NATRIUM_BIN=path runs the suites
+# against that binary instead of building one.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="$root/target/clients"
 mkdir -p "$work"
 cd "$root"
 
-cargo build --quiet --bin natrium
-bin="$root/target/debug/natrium"
+if [ -n "${NATRIUM_BIN:-}" ]; then
+    bin="$NATRIUM_BIN"
+else
+    timeout 1200 cargo build --quiet --bin natrium
+    bin="$root/target/debug/natrium"
+fi
 
 # The clients, from the registries (kept between runs in target/clients).
 if [ ! -x "$work/venv/bin/python" ]; then
@@ -22,13 +29,17 @@ if [ ! -d "$work/node/node_modules/nats" ]; then
     mkdir -p "$work/node"
     (cd "$work/node" && timeout 300 npm install --silent --no-audit --no-fund 'nats@^2.28' >/dev/null)
 fi
-cp "$root/tests/clients/nats_js_test.mjs" "$work/node/"
+cp "$root/tests/clients/nats_js_test.mjs" "$root/tests/clients/nats_js_jetstream_test.mjs" "$work/node/"
 
 pids=()
 certs=""
+stores=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    # The servers are gone before their store dirs are removed.
+    for p in "${pids[@]}"; do timeout 10 tail --pid="$p" -f /dev/null 2>/dev/null || true; done
     if [ -n "$certs" ]; then rm -rf "$certs"; fi
+    for d in "${stores[@]}"; do rm -rf "$d"; done
 }
 trap cleanup EXIT
 
@@ -83,13 +94,26 @@ address() {
 }
 start plain
 start auth --user u --pass p
+jsstore=$(mktemp -d)
+stores+=("$jsstore")
+start js -js -sd "$jsstore"
 start tls --tlsverify --tlscert "$certs/server.pem" --tlskey "$certs/server-key.pem" \
     --tlscacert "$certs/ca.pem"
 plain=$(address plain)
 auth=$(address auth)
 tls=$(address tls)
+js=$(address js)
 tlsargs=("$tls" "$certs/ca.pem" "$certs/client.pem" "$certs/client-key.pem")
 
 timeout 60 "$work/venv/bin/python" "$root/tests/clients/nats_py_test.py" "$plain" "$auth" "${tlsargs[@]}"
 (cd "$work/node" && timeout 60 node nats_js_test.mjs "$plain" "$auth" "${tlsargs[@]}")
-echo "interop: 2 passed, 0 failed"   # nats-py, nats.js
+
+# JetStream. nats-py starts natrium -js -sd on its own store dir (it stops it
+# with SIGTERM and starts it again on the same dir to check what survives).
+pystore=$(mktemp -d)
+stores+=("$pystore")
+: >"$work/natrium-py-jetstream.log"
+timeout 90 "$work/venv/bin/python" "$root/tests/clients/nats_py_jetstream_test.py" \
+    "$bin" "$pystore" "$work/natrium-py-jetstream.log"
+(cd "$work/node" && timeout 60 node nats_js_jetstream_test.mjs "$js")
+echo "interop: 4 passed, 0 failed"   # nats-py, nats.js, each plain/auth/tls and JetStream

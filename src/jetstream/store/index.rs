@@ -133,10 +133,6 @@ impl<B: Default> Index<B> {
         self.msgs
     }
 
-    pub fn num_subjects(&self) -> usize {
-        self.by_name.len()
-    }
-
     /// The first stored sequence, if any.
     pub fn first_live(&self) -> Option<u64> {
         if self.msgs == 0 {
@@ -192,10 +188,6 @@ impl<B: Default> Index<B> {
     /// The live slot of `seq`.
     pub fn get(&self, seq: u64) -> Option<&Slot<B>> {
         self.slot(seq).filter(|s| s.live())
-    }
-
-    pub fn get_mut(&mut self, seq: u64) -> Option<&mut Slot<B>> {
-        self.slot_mut(seq).filter(|s| s.live())
     }
 
     /// The subject of a live slot.
@@ -328,8 +320,7 @@ impl<B: Default> Index<B> {
     /// removed), at most `last`.
     fn next_of_subject(&self, seq: u64, id: u32, last: u64) -> u64 {
         let mut cur = seq;
-        loop {
-            let Some(s) = self.slot(cur) else { break };
+        while let Some(s) = self.slot(cur) {
             if s.next == 0 {
                 break;
             }
@@ -591,11 +582,6 @@ impl<B: Default> Index<B> {
             num_subjects: self.by_name.len() as u64,
             lost: None,
         }
-    }
-
-    /// Heap bytes of the slot array (for the memory figures).
-    pub fn slot_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Slot<B>>()
     }
 }
 

@@ -27,10 +27,16 @@
 //!
 //! Pure code: may use `crate::sublist` (subject matching) and nothing above.
 
+pub mod file;
 pub mod fs;
 mod index;
 pub mod mem;
+pub mod meta;
+pub mod record;
 pub mod worker;
+
+#[cfg(test)]
+mod sim;
 
 use std::fmt;
 
@@ -206,6 +212,18 @@ pub trait MessageStore {
     /// store refuse further appends (the stream reports it) rather than
     /// acknowledge data that may not be durable.
     fn sync_done(&mut self, result: SyncResult);
+
+    /// Replaces the stream config bytes kept with the store (file storage:
+    /// in the metadata, durable with the next job). Memory storage ignores
+    /// it.
+    fn set_config(&mut self, _config: &[u8]) {}
+
+    /// Clean shutdown, blocking: writes what is buffered, syncs, and records
+    /// the exact last sequence. Call once the storage thread has finished
+    /// this store's jobs; the store is closed afterwards.
+    fn close(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Deletes the store and everything it keeps on disk.
     fn delete(&mut self) -> Result<(), StoreError>;
