@@ -25,7 +25,7 @@
 #   async-1k-mem    js-pub-async, 1 KiB, memory     does not apply to memory)
 #   fetch-16        js-fetch: pre-fill FETCH_MSGS, durable pull consumer,
 #                   batches of 100, every message acked (all)
-#   recover         js-fill RECOVER_MSGS x 16 B (1024 in flight, file), RSS
+#   recover         js-fill RECOVER_MSGS x 16 B (256 in flight, file), RSS
 #                   and `du -sb` of the store dir; SIGTERM and wait; start
 #                   again on the same dir and time from just before the exec
 #                   until STREAM.INFO answers with the right state.messages
@@ -47,7 +47,7 @@
 #   QUICK=1           smoke run: 1 round, 1 s runs, 5000 fetched, 100k recovered
 #   CASES="a b"       only these cases (names as above)
 #   PUB_SECS=F        seconds of each js-pub-* run (default 3)
-#   FETCH_MSGS=N      messages of the fetch case (default 50000)
+#   FETCH_MSGS=N      messages of the fetch case (default 30000)
 #   RECOVER_MSGS=N    messages of the recover case (default 1000000)
 #   NATRIUM_BIN=..    natrium binary (skips `cargo build --release`)
 #   LOADGEN_BIN=..    load generator (skips building the example)
@@ -69,7 +69,7 @@ if [[ "$QUICK" == 1 ]]; then
 else
     ROUNDS="${ROUNDS:-3}"
     PUB_SECS="${PUB_SECS:-3}"
-    FETCH_MSGS="${FETCH_MSGS:-50000}"
+    FETCH_MSGS="${FETCH_MSGS:-30000}"
     RECOVER_MSGS="${RECOVER_MSGS:-1000000}"
 fi
 OUT="${BENCH_OUT:-$ROOT/target/bench}"
@@ -351,7 +351,7 @@ run_recover() { # ROUND INDEX
     fi
     echo "--- recover round $round: $label (pid $SERVER_PID)" >>"$LOG"
     if ! loadgen --scenario js-fill --size 16 --storage file --msgs "$RECOVER_MSGS" \
-        --inflight 1024 --server-pid "$SERVER_PID" --timeout 60 || [[ -z "$LG_JSON" ]]; then
+        --inflight 256 --server-pid "$SERVER_PID" --timeout 60 || [[ -z "$LG_JSON" ]]; then
         fail recover "$round" "$label" "js-fill: $(tail -n 3 "$LG_ERR")"
         stop_server
         remove_store
@@ -510,7 +510,7 @@ METRICS = {
                    ("rss_filled_kib", "RSS MiB, stream filled", False, mib),
                    ("rss_restarted_kib", "RSS MiB, after restart", False, mib),
                    ("disk_bytes_per_msg", "disk bytes/msg", False, f1),
-                   ("fill_msgs_per_sec", "fill msgs/s (1024 in flight)", True, rate)],
+                   ("fill_msgs_per_sec", "fill msgs/s (256 in flight)", True, rate)],
 }
 
 print("## JetStream: natrium vs nats-server\n")
