@@ -33,7 +33,9 @@
 #                   at an fsync per message would take minutes, and recovery
 #                   reads the same files whatever the sync interval)
 #   fdatasync       the machine's limit: python3 appends 16 B + fdatasync in a
-#                   loop for 2 s on the same file system, syncs/s (per round)
+#                   loop for 2 s on the same file system, syncs/s (at the
+#                   start and the end of every round: other writers on the
+#                   disk change it a lot)
 #
 # For every case and round each server runs once, the order alternating per
 # round; the server is pinned to CPU 0 and loadgen to CPU 1 (taskset), the
@@ -469,6 +471,7 @@ for round in $(seq 1 "$ROUNDS"); do
             fi
         done
     done
+    selected fdatasync && run_fdatasync "$round"
 done
 log "benchmarks took $(($(date +%s) - T_START)) s"
 
@@ -527,8 +530,9 @@ print("- Cells: median (min–max) over rounds. Ratio columns: natrium median / 
 
 fs = [r["syncs_per_sec"] for r in rows if r["case"] == "fdatasync" and "syncs_per_sec" in r]
 if fs:
-    print(f"Raw fdatasync limit of this machine (16 B append + fdatasync, one thread, 2 s): "
-          f"**{rate(statistics.median(fs))} syncs/s** median ({rate(min(fs))}–{rate(max(fs))}).\n")
+    print(f"Raw fdatasync limit of this machine (16 B append + fdatasync, one thread, 2 s, "
+          f"at the start and end of every round): **{rate(statistics.median(fs))} syncs/s** median "
+          f"({rate(min(fs))}–{rate(max(fs))}, {len(fs)} samples).\n")
 
 hdr = ["case", "metric"] + servers + [f"natrium / {s}" for s in others]
 print("| " + " | ".join(hdr) + " |")
