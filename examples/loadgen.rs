@@ -9,7 +9,8 @@
 //! Usage:
 //!   loadgen --url 127.0.0.1:4222 --scenario NAME [options]
 //!
-//! Scenarios: pub, pubsub, fanout, queue, latency, manysubs, conns, idle
+//! Scenarios: pub, pubsub, fanout, queue, latency, manysubs, conns, idle,
+//! and for JetStream js-pub-sync, js-pub-async, js-fetch, js-fill, js-ready
 //! (run `loadgen --help` for the flags).
 //!
 //! Output: exactly one JSON line per result on stdout; progress and
@@ -62,6 +63,21 @@ SCENARIOS:
             and reports server RSS before/after and per connection (--server-pid).
   idle      reports the server RSS with no clients (--server-pid).
 
+JETSTREAM SCENARIOS (each creates stream --stream on subject jsb.<stream> first; the
+server must have JetStream enabled and the stream must not exist yet):
+  js-pub-sync   publishes one message at a time with a reply subject and waits
+                for its PubAck. Reports msgs/s and p50/p90/p99 latency.
+  js-pub-async  publishes with up to --inflight PubAcks outstanding. Reports
+                acked msgs/s.
+  js-fetch      pre-fills --msgs messages (default 20000), creates a durable
+                pull consumer (ack explicit), pulls batches of --batch with
+                CONSUMER.MSG.NEXT and acks every message. Reports msgs/s.
+  js-fill       fills --msgs messages (default 1000000) and checks STREAM.INFO;
+                with --server-pid also reports the server RSS (for recovery).
+  js-ready      after a restart: connects as soon as the server accepts and
+                polls STREAM.INFO until state.messages = --msgs; reports the
+                times since --since-ns (unix ns) and the RSS (--server-pid).
+
 OPTIONS:
   --url HOST:PORT      server address (default 127.0.0.1:4222; nats:// prefix ok)
   --scenario NAME      one of the scenarios above (required)
@@ -78,6 +94,11 @@ OPTIONS:
   --label STR          label copied into the JSON output (e.g. the server name)
   --timeout SECS       timeout of every single wait (default 30)
   --deadline SECS      hard limit for the whole run (default 600)
+  --storage file|memory  JetStream stream storage (default file)
+  --inflight N         js-*: PubAcks outstanding at most (default 256)
+  --batch N            js-fetch: messages per pull request (default 100)
+  --stream NAME        js-*: stream name (default JSBENCH)
+  --since-ns NS        js-ready: unix time in ns the server was started at
 ";
 
 // ---------------------------------------------------------------------------
@@ -100,6 +121,11 @@ struct Cfg {
     label: Option<String>,
     timeout: Duration,
     deadline: f64,
+    storage: String,
+    inflight: u64,
+    batch: u64,
+    stream: String,
+    since_ns: Option<u64>,
 }
 
 fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> Res<T> {
@@ -125,6 +151,11 @@ fn parse_args() -> Res<Cfg> {
         label: None,
         timeout: Duration::from_secs(30),
         deadline: 600.0,
+        storage: String::from("file"),
+        inflight: 256,
+        batch: 100,
+        stream: String::from("JSBENCH"),
+        since_ns: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -164,6 +195,11 @@ fn parse_args() -> Res<Cfg> {
                 cfg.timeout = Duration::from_secs_f64(t);
             }
             "--deadline" => cfg.deadline = parse_num(&flag, &val()?)?,
+            "--storage" => cfg.storage = val()?,
+            "--inflight" => cfg.inflight = parse_num(&flag, &val()?)?,
+            "--batch" => cfg.batch = parse_num(&flag, &val()?)?,
+            "--stream" => cfg.stream = val()?,
+            "--since-ns" => cfg.since_ns = Some(parse_num(&flag, &val()?)?),
             _ => return Err(format!("unknown argument {a:?} (see --help)")),
         }
     }
@@ -172,6 +208,15 @@ fn parse_args() -> Res<Cfg> {
     }
     if cfg.pubs == 0 || cfg.subs == 0 || cfg.conns == 0 || cfg.subjects == 0 {
         return Err("--pubs/--subs/--conns/--subjects must be >= 1".into());
+    }
+    if cfg.inflight == 0 || cfg.batch == 0 {
+        return Err("--inflight/--batch must be >= 1".into());
+    }
+    if cfg.storage != "file" && cfg.storage != "memory" {
+        return Err("--storage must be file or memory".into());
+    }
+    if cfg.stream.is_empty() || cfg.stream.contains(['.', ' ', '*', '>']) {
+        return Err("--stream must be a plain token".into());
     }
     if let Some(s) = cfg.secs
         && !(s > 0.0 && s.is_finite())
@@ -1205,6 +1250,634 @@ fn scenario_idle(cfg: &Cfg) -> Res<()> {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------
+// JetStream scenarios (JSON API over request/reply on the raw protocol)
+// ---------------------------------------------------------------------------
+
+/// One received message, copied out of the read buffer.
+struct RMsg {
+    subject: String,
+    reply: Option<String>,
+    /// The header block of an HMSG (empty for MSG), e.g. `NATS/1.0 404 ...`.
+    headers: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+impl RMsg {
+    /// The status code of a status message (`NATS/1.0 408 ...`), if any.
+    fn status(&self) -> Option<u16> {
+        let h = self.headers.strip_prefix(b"NATS/1.0 ")?;
+        let code = h.get(..3)?;
+        std::str::from_utf8(code).ok()?.parse().ok()
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    find_sub(hay, needle).is_some()
+}
+
+fn find_sub(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || hay.len() < needle.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The unsigned number after `"key":` (after `from`), in a JSON text.
+fn json_u64(body: &[u8], key: &str, from: usize) -> Option<u64> {
+    let pat = format!("\"{key}\":");
+    let at = from + find_sub(body.get(from..)?, pat.as_bytes())? + pat.len();
+    let digits: Vec<u8> = body[at..]
+        .iter()
+        .copied()
+        .skip_while(|b| *b == b' ')
+        .take_while(|b| b.is_ascii_digit())
+        .collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
+}
+
+/// `state.messages` of a STREAM.INFO answer.
+fn state_messages(body: &[u8]) -> Option<u64> {
+    let st = find_sub(body, b"\"state\"")?;
+    json_u64(body, "messages", st)
+}
+
+/// A unique-enough inbox prefix per process and connection.
+fn inbox_prefix(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!(
+        "_INBOX.lg{}{:x}.{tag}",
+        std::process::id(),
+        nanos & 0xff_ffff
+    )
+}
+
+impl Conn {
+    /// Parses one complete message out of the buffer without reading;
+    /// answers PING, skips PONG/+OK/INFO; fails on -ERR.
+    fn parse_buffered(&mut self) -> Res<Option<RMsg>> {
+        loop {
+            let data = &self.buf[self.pos..self.end];
+            let Some(nl) = find_nl(data) else {
+                return Ok(None);
+            };
+            let line = trim_cr(&data[..nl]);
+            let is_msg = line.starts_with(b"MSG ");
+            if !is_msg && !line.starts_with(b"HMSG ") {
+                let ping = line == b"PING";
+                if line.starts_with(b"-ERR") {
+                    return Err(format!("{}: server said {:?}", self.what, lossy(line)));
+                }
+                self.pos += nl + 1;
+                if ping {
+                    self.send(b"PONG\r\n")?;
+                }
+                continue;
+            }
+            let toks: Vec<&[u8]> = line
+                .split(|&b| b == b' ')
+                .filter(|t| !t.is_empty())
+                .collect();
+            let bad = || format!("{}: bad message line {:?}", self.what, lossy(line));
+            let num = |t: &[u8]| -> Option<usize> { std::str::from_utf8(t).ok()?.parse().ok() };
+            // MSG subj sid [reply] size | HMSG subj sid [reply] hlen tlen
+            let (reply, hlen, total) = match (is_msg, toks.len()) {
+                (true, 4) => (None, 0, num(toks[3]).ok_or_else(bad)?),
+                (true, 5) => (Some(toks[3]), 0, num(toks[4]).ok_or_else(bad)?),
+                (false, 5) => (
+                    None,
+                    num(toks[3]).ok_or_else(bad)?,
+                    num(toks[4]).ok_or_else(bad)?,
+                ),
+                (false, 6) => (
+                    Some(toks[3]),
+                    num(toks[4]).ok_or_else(bad)?,
+                    num(toks[5]).ok_or_else(bad)?,
+                ),
+                _ => return Err(bad()),
+            };
+            if hlen > total {
+                return Err(bad());
+            }
+            let need = nl + 1 + total + 2;
+            if data.len() < need {
+                // Make sure the buffer can hold the whole message.
+                let want = need + 1024;
+                if self.buf.len() < want {
+                    self.buf.copy_within(self.pos..self.end, 0);
+                    self.end -= self.pos;
+                    self.pos = 0;
+                    self.buf.resize(want, 0);
+                }
+                return Ok(None);
+            }
+            let body = &data[nl + 1..nl + 1 + total];
+            let m = RMsg {
+                subject: String::from_utf8_lossy(toks[1]).into_owned(),
+                reply: reply.map(|r| String::from_utf8_lossy(r).into_owned()),
+                headers: body[..hlen].to_vec(),
+                payload: body[hlen..].to_vec(),
+            };
+            self.pos += need;
+            return Ok(Some(m));
+        }
+    }
+
+    /// Waits (bounded by the socket timeout per read) for the next message.
+    fn next_msg(&mut self) -> Res<RMsg> {
+        loop {
+            if let Some(m) = self.parse_buffered()? {
+                return Ok(m);
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Sends one request and returns the reply that arrives on `inbox`
+    /// (other messages are dropped). The connection must be subscribed to
+    /// `inbox`. Bounded by `limit` overall.
+    fn request(&mut self, subject: &str, inbox: &str, body: &[u8], limit: Duration) -> Res<RMsg> {
+        let mut m = Vec::with_capacity(body.len() + 64);
+        m.extend_from_slice(b"PUB ");
+        m.extend_from_slice(subject.as_bytes());
+        m.push(b' ');
+        m.extend_from_slice(inbox.as_bytes());
+        m.push(b' ');
+        push_num(&mut m, body.len() as u64);
+        m.extend_from_slice(b"\r\n");
+        m.extend_from_slice(body);
+        m.extend_from_slice(b"\r\n");
+        self.send(&m)?;
+        let t0 = Instant::now();
+        loop {
+            let r = self.next_msg()?;
+            if r.subject == inbox {
+                if r.status() == Some(503) {
+                    return Err(format!("{subject}: no responders (503)"));
+                }
+                return Ok(r);
+            }
+            if t0.elapsed() > limit {
+                return Err(format!("{subject}: no reply within {limit:?}"));
+            }
+        }
+    }
+}
+
+/// A JSON API request that must not answer with an `"error"`.
+fn js_api(c: &mut Conn, subject: &str, inbox: &str, body: &str, cfg: &Cfg) -> Res<Vec<u8>> {
+    let r = c.request(subject, inbox, body.as_bytes(), cfg.timeout)?;
+    if contains(&r.payload, b"\"error\"") {
+        return Err(format!("{subject}: {}", lossy(&r.payload)));
+    }
+    Ok(r.payload)
+}
+
+impl Cfg {
+    /// The subject the benchmark stream captures: `jsb.<stream>`.
+    fn js_subject(&self) -> String {
+        format!("jsb.{}", self.stream)
+    }
+}
+
+/// Opens a JetStream connection subscribed to `<prefix>.*` and creates the
+/// stream `cfg.stream` on `jsb.x` with `--storage`. Returns (conn, prefix).
+fn js_setup(cfg: &Cfg, what: &str) -> Res<(Conn, String)> {
+    let mut c = Conn::open(cfg, RBUF, what)?;
+    let prefix = inbox_prefix(what);
+    c.send(format!("SUB {prefix}.* 1\r\n").as_bytes())?;
+    c.sync()?;
+    let body = format!(
+        "{{\"name\":\"{}\",\"subjects\":[\"{}\"],\"storage\":\"{}\"}}",
+        cfg.stream,
+        cfg.js_subject(),
+        cfg.storage
+    );
+    let subj = format!("$JS.API.STREAM.CREATE.{}", cfg.stream);
+    js_api(&mut c, &subj, &format!("{prefix}.api"), &body, cfg)?;
+    Ok((c, prefix))
+}
+
+/// Checks one PubAck; returns its sequence.
+fn check_puback(m: &RMsg) -> Res<u64> {
+    if m.status() == Some(503) {
+        return Err("publish: no responders (503): no stream captured the subject".into());
+    }
+    if contains(&m.payload, b"\"error\"") {
+        return Err(format!("publish: error PubAck {}", lossy(&m.payload)));
+    }
+    json_u64(&m.payload, "seq", 0)
+        .ok_or_else(|| format!("publish: unexpected PubAck {:?}", lossy(&m.payload)))
+}
+
+fn pct_us(sorted_ns: &[u64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted_ns.len() as f64).ceil() as usize;
+    sorted_ns[rank.clamp(1, sorted_ns.len()) - 1] as f64 / 1000.0
+}
+
+fn scenario_js_pub_sync(cfg: &Cfg) -> Res<()> {
+    let (total, dur) = cfg.publish_plan(5_000.0);
+    let (mut c, prefix) = js_setup(cfg, "jspub")?;
+    let inbox = format!("{prefix}.ack");
+    let msg = pub_msg(&cfg.js_subject(), Some(&inbox), cfg.size);
+    eprintln!(
+        "js-pub-sync: stream {} ({}), {} B, one PubAck at a time",
+        cfg.stream, cfg.storage, cfg.size
+    );
+    let mut lat: Vec<u64> = Vec::with_capacity(total.min(10_000_000) as usize);
+    let t0 = Instant::now();
+    let until = dur.map(|d| t0 + d);
+    let mut n = 0u64;
+    while n < total {
+        if let Some(u) = until
+            && Instant::now() >= u
+        {
+            break;
+        }
+        let t = Instant::now();
+        c.send(&msg)?;
+        let ack = loop {
+            let m = c.next_msg()?;
+            if m.subject == inbox {
+                break m;
+            }
+        };
+        lat.push(t.elapsed().as_nanos() as u64);
+        let seq = check_puback(&ack)?;
+        n += 1;
+        if seq != n {
+            return Err(format!("js-pub-sync: PubAck seq {seq}, expected {n}"));
+        }
+    }
+    let secs = secs_since(t0, Instant::now());
+    if lat.is_empty() {
+        return Err("js-pub-sync: no PubAck".into());
+    }
+    lat.sort_unstable();
+    let mean = lat.iter().sum::<u64>() as f64 / lat.len() as f64 / 1000.0;
+    Json::new("js-pub-sync")
+        .s("storage", &cfg.storage)
+        .u("size", cfg.size as u64)
+        .u("msgs", n)
+        .f("secs", secs, 4)
+        .f("msgs_per_sec", n as f64 / secs, 1)
+        .f("p50_us", pct_us(&lat, 50.0), 2)
+        .f("p90_us", pct_us(&lat, 90.0), 2)
+        .f("p99_us", pct_us(&lat, 99.0), 2)
+        .f("max_us", lat[lat.len() - 1] as f64 / 1000.0, 2)
+        .f("mean_us", mean, 2)
+        .emit(cfg);
+    Ok(())
+}
+
+/// Publishes `total` messages (or until `until`) with at most `inflight`
+/// PubAcks outstanding on `c`; returns (acked, last seq, end time).
+fn js_publish_window(
+    c: &mut Conn,
+    subject: &str,
+    inbox: &str,
+    size: usize,
+    inflight: u64,
+    total: u64,
+    until: Option<Instant>,
+) -> Res<(u64, u64, Instant)> {
+    let msg = pub_msg(subject, Some(inbox), size);
+    let mut batch: Vec<u8> = Vec::with_capacity(WBATCH + msg.len());
+    let (mut sent, mut acked, mut last_seq) = (0u64, 0u64, 0u64);
+    let mut stop = false;
+    loop {
+        if !stop
+            && let Some(u) = until
+            && Instant::now() >= u
+        {
+            stop = true;
+        }
+        let limit = if stop { sent } else { total };
+        batch.clear();
+        while sent < limit && sent - acked < inflight && batch.len() < WBATCH {
+            batch.extend_from_slice(&msg);
+            sent += 1;
+        }
+        if !batch.is_empty() {
+            c.send(&batch)?;
+        }
+        if acked == sent && (stop || sent >= total) {
+            break;
+        }
+        // Wait for at least one PubAck, then take all that are buffered.
+        let mut got = false;
+        loop {
+            let m = if got {
+                match c.parse_buffered()? {
+                    Some(m) => m,
+                    None => break,
+                }
+            } else {
+                c.next_msg()?
+            };
+            if m.subject != inbox {
+                continue;
+            }
+            let seq = check_puback(&m)?;
+            if seq <= last_seq {
+                return Err(format!("PubAck seq {seq} after {last_seq}"));
+            }
+            last_seq = seq;
+            acked += 1;
+            got = true;
+        }
+    }
+    Ok((acked, last_seq, Instant::now()))
+}
+
+fn scenario_js_pub_async(cfg: &Cfg) -> Res<()> {
+    let (total, dur) = cfg.publish_plan(200_000.0);
+    let (mut c, prefix) = js_setup(cfg, "jspub")?;
+    let inbox = format!("{prefix}.ack");
+    eprintln!(
+        "js-pub-async: stream {} ({}), {} B, {} PubAcks in flight",
+        cfg.stream, cfg.storage, cfg.size, cfg.inflight
+    );
+    let t0 = Instant::now();
+    let (acked, last_seq, end) = js_publish_window(
+        &mut c,
+        &cfg.js_subject(),
+        &inbox,
+        cfg.size,
+        cfg.inflight,
+        total,
+        dur.map(|d| t0 + d),
+    )?;
+    let secs = secs_since(t0, end);
+    if last_seq != acked {
+        return Err(format!("js-pub-async: {acked} acked, last seq {last_seq}"));
+    }
+    Json::new("js-pub-async")
+        .s("storage", &cfg.storage)
+        .u("size", cfg.size as u64)
+        .u("inflight", cfg.inflight)
+        .u("msgs", acked)
+        .f("secs", secs, 4)
+        .f("msgs_per_sec", acked as f64 / secs, 1)
+        .f("mb_per_sec", acked as f64 * cfg.size as f64 / secs / 1e6, 2)
+        .emit(cfg);
+    Ok(())
+}
+
+/// js-fill: fills the stream with --msgs messages (for js-recover), then
+/// reports the server RSS (--server-pid) and the stream's state.
+fn scenario_js_fill(cfg: &Cfg) -> Res<()> {
+    let total = cfg.count(1_000_000.0);
+    let (mut c, prefix) = js_setup(cfg, "jsfill")?;
+    let inbox = format!("{prefix}.ack");
+    eprintln!(
+        "js-fill: {total} x {} B into {} ({}), {} in flight",
+        cfg.size, cfg.stream, cfg.storage, cfg.inflight
+    );
+    let t0 = Instant::now();
+    let (acked, _, end) = js_publish_window(
+        &mut c,
+        &cfg.js_subject(),
+        &inbox,
+        cfg.size,
+        cfg.inflight,
+        total,
+        None,
+    )?;
+    let secs = secs_since(t0, end);
+    let info = js_api(
+        &mut c,
+        &format!("$JS.API.STREAM.INFO.{}", cfg.stream),
+        &format!("{prefix}.info"),
+        "",
+        cfg,
+    )?;
+    let msgs = state_messages(&info)
+        .ok_or_else(|| format!("js-fill: no state.messages in {}", lossy(&info)))?;
+    if msgs != acked {
+        return Err(format!(
+            "js-fill: {acked} acked but state.messages = {msgs}"
+        ));
+    }
+    let mut j = Json::new("js-fill");
+    j.s("storage", &cfg.storage)
+        .u("size", cfg.size as u64)
+        .u("msgs", acked)
+        .f("secs", secs, 4)
+        .f("msgs_per_sec", acked as f64 / secs, 1);
+    if let Some(pid) = cfg.server_pid {
+        thread::sleep(Duration::from_millis(300));
+        j.u("rss_kib", read_rss_kib(pid)?);
+    }
+    j.emit(cfg);
+    Ok(())
+}
+
+/// js-ready: (for js-recover) connects as soon as the server accepts, and
+/// asks STREAM.INFO until `state.messages` is --msgs; times are reported
+/// from --since-ns (unix ns taken just before the server was started).
+fn scenario_js_ready(cfg: &Cfg) -> Res<()> {
+    let expect = cfg
+        .msgs
+        .ok_or("js-ready needs --msgs (the expected state.messages)")?;
+    let now_ns = || -> u128 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    };
+    let since = cfg.since_ns.map(u128::from).unwrap_or_else(now_ns);
+    let elapsed = |t: u128| t.saturating_sub(since) as f64 / 1e9;
+    let limit = Instant::now() + cfg.timeout;
+    let mut c = loop {
+        match TcpStream::connect_timeout(&cfg.addr, Duration::from_millis(200)) {
+            Ok(s) => {
+                drop(s);
+                match Conn::open(cfg, RBUF, "js-ready") {
+                    Ok(c) => break c,
+                    Err(e) if Instant::now() < limit => {
+                        eprintln!("js-ready: {e}; retrying");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) if Instant::now() >= limit => {
+                return Err(format!(
+                    "js-ready: no connection within {:?}: {e}",
+                    cfg.timeout
+                ));
+            }
+            Err(_) => {}
+        }
+        thread::sleep(Duration::from_millis(2));
+    };
+    let connect_secs = elapsed(now_ns());
+    let prefix = inbox_prefix("ready");
+    c.send(format!("SUB {prefix}.* 1\r\n").as_bytes())?;
+    c.sync()?;
+    let subj = format!("$JS.API.STREAM.INFO.{}", cfg.stream);
+    let mut tries = 0u64;
+    let (msgs, ready_secs) = loop {
+        tries += 1;
+        let r = c.request(&subj, &format!("{prefix}.i"), b"", cfg.timeout)?;
+        let msgs = state_messages(&r.payload);
+        if msgs == Some(expect) {
+            break (expect, elapsed(now_ns()));
+        }
+        if Instant::now() >= limit {
+            return Err(format!(
+                "js-ready: STREAM.INFO still says {} after {:?}",
+                lossy(&r.payload),
+                cfg.timeout
+            ));
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    let mut j = Json::new("js-ready");
+    j.u("msgs", msgs)
+        .f("connect_secs", connect_secs, 4)
+        .f("ready_secs", ready_secs, 4)
+        .u("info_requests", tries);
+    if let Some(pid) = cfg.server_pid {
+        thread::sleep(Duration::from_millis(300));
+        j.u("rss_kib", read_rss_kib(pid)?);
+    }
+    j.emit(cfg);
+    Ok(())
+}
+
+fn scenario_js_fetch(cfg: &Cfg) -> Res<()> {
+    let total = cfg.count(20_000.0);
+    let batch = cfg.batch;
+    let (mut c, prefix) = js_setup(cfg, "jsfetch")?;
+    eprintln!(
+        "js-fetch: pre-filling {total} x {} B into {} ({})",
+        cfg.size, cfg.stream, cfg.storage
+    );
+    let t_fill = Instant::now();
+    let (acked, _, _) = js_publish_window(
+        &mut c,
+        &cfg.js_subject(),
+        &format!("{prefix}.ack"),
+        cfg.size,
+        cfg.inflight,
+        total,
+        None,
+    )?;
+    let fill_secs = t_fill.elapsed().as_secs_f64();
+    if acked != total {
+        return Err(format!("js-fetch: only {acked} of {total} acked"));
+    }
+    let durable = "JSBC";
+    let body = format!(
+        "{{\"stream_name\":\"{}\",\"config\":{{\"durable_name\":\"{durable}\",\"ack_policy\":\"explicit\"}}}}",
+        cfg.stream
+    );
+    js_api(
+        &mut c,
+        &format!("$JS.API.CONSUMER.CREATE.{}.{durable}", cfg.stream),
+        &format!("{prefix}.api"),
+        &body,
+        cfg,
+    )?;
+    eprintln!("js-fetch: pulling batches of {batch}, acking each message");
+    let next = format!("$JS.API.CONSUMER.MSG.NEXT.{}.{durable}", cfg.stream);
+    let pull_body = format!("{{\"batch\":{batch},\"expires\":2000000000}}");
+    let mut pull = Vec::new();
+    let mut out: Vec<u8> = Vec::with_capacity(WBATCH);
+    let (mut got, mut statuses, mut requests) = (0u64, 0u64, 0u64);
+    let t0 = Instant::now();
+    while got < total {
+        let inbox = format!("{prefix}.f{requests}");
+        requests += 1;
+        pull.clear();
+        pull.extend_from_slice(b"PUB ");
+        pull.extend_from_slice(next.as_bytes());
+        pull.push(b' ');
+        pull.extend_from_slice(inbox.as_bytes());
+        pull.push(b' ');
+        push_num(&mut pull, pull_body.len() as u64);
+        pull.extend_from_slice(b"\r\n");
+        pull.extend_from_slice(pull_body.as_bytes());
+        pull.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&pull);
+        c.send(&out)?;
+        out.clear();
+        let want = batch.min(total - got);
+        let mut in_batch = 0u64;
+        while in_batch < want {
+            let m = c.next_msg()?;
+            // Deliveries keep the stored subject and carry a $JS.ACK reply;
+            // status messages (404/408/409) come on the request's inbox.
+            let is_ack = m
+                .reply
+                .as_deref()
+                .is_some_and(|r| r.starts_with("$JS.ACK."));
+            if !is_ack && m.subject != inbox {
+                continue;
+            }
+            if let Some(code) = m.status() {
+                // 404/408: the request ended early; ask again.
+                statuses += 1;
+                if code != 404 && code != 408 {
+                    return Err(format!("js-fetch: status {}", lossy(&m.headers)));
+                }
+                break;
+            }
+            let Some(ack) = m.reply.as_deref().filter(|r| r.starts_with("$JS.ACK.")) else {
+                return Err(format!(
+                    "js-fetch: message without $JS.ACK reply: {:?}",
+                    m.reply
+                ));
+            };
+            out.extend_from_slice(b"PUB ");
+            out.extend_from_slice(ack.as_bytes());
+            out.extend_from_slice(b" 0\r\n\r\n");
+            in_batch += 1;
+            if out.len() >= WBATCH {
+                c.send(&out)?;
+                out.clear();
+            }
+        }
+        got += in_batch;
+        if t0.elapsed() > cfg.timeout * 4 && got < total {
+            return Err(format!(
+                "js-fetch: only {got} of {total} after {:?}",
+                t0.elapsed()
+            ));
+        }
+    }
+    if !out.is_empty() {
+        c.send(&out)?;
+    }
+    c.sync()?; // every ack has been read by the server
+    let secs = secs_since(t0, Instant::now());
+    let info = js_api(
+        &mut c,
+        &format!("$JS.API.CONSUMER.INFO.{}.{durable}", cfg.stream),
+        &format!("{prefix}.ci"),
+        "",
+        cfg,
+    )?;
+    let pending = json_u64(&info, "num_ack_pending", 0);
+    Json::new("js-fetch")
+        .s("storage", &cfg.storage)
+        .u("size", cfg.size as u64)
+        .u("batch", batch)
+        .u("msgs", got)
+        .u("requests", requests)
+        .u("early_ends", statuses)
+        .u("num_ack_pending", pending.unwrap_or(u64::MAX))
+        .f("fill_secs", fill_secs, 4)
+        .f("secs", secs, 4)
+        .f("msgs_per_sec", got as f64 / secs, 1)
+        .emit(cfg);
+    Ok(())
+}
+
 fn run(cfg: &Cfg) -> Res<()> {
     match cfg.scenario.as_str() {
         "pub" => scenario_pub(cfg),
@@ -1215,6 +1888,11 @@ fn run(cfg: &Cfg) -> Res<()> {
         "manysubs" => scenario_manysubs(cfg),
         "conns" => scenario_conns(cfg),
         "idle" => scenario_idle(cfg),
+        "js-pub-sync" => scenario_js_pub_sync(cfg),
+        "js-pub-async" => scenario_js_pub_async(cfg),
+        "js-fetch" => scenario_js_fetch(cfg),
+        "js-fill" => scenario_js_fill(cfg),
+        "js-ready" => scenario_js_ready(cfg),
         s => Err(format!("unknown scenario {s:?} (see --help)")),
     }
 }

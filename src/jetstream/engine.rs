@@ -71,7 +71,6 @@ pub struct Limits {
 
 /// A PubAck waiting for its message to be durable.
 struct HeldAck {
-    stream_id: u64,
     seq: u64,
     out: Out,
 }
@@ -98,7 +97,9 @@ pub struct Engine {
     streams: BTreeMap<String, Entry>,
     /// Stream subjects → stream name, for capturing publishes.
     capture: Vec<(String, String)>,
-    held: Vec<HeldAck>,
+    /// PubAcks waiting for their stream's sync, per stream id, in the
+    /// order published (so the durable ones are at the front).
+    held: HashMap<u64, std::collections::VecDeque<HeldAck>>,
     outputs: Vec<Out>,
     next_id: u64,
     api_total: u64,
@@ -196,7 +197,7 @@ impl Engine {
             limits,
             streams: BTreeMap::new(),
             capture: Vec::new(),
-            held: Vec::new(),
+            held: HashMap::new(),
             outputs: Vec::new(),
             next_id: 1,
             api_total: 0,
@@ -423,11 +424,14 @@ impl Engine {
             Ok(Stored::New(seq)) => {
                 if let Some(reply) = reply.filter(|_| !no_ack) {
                     let out = Out::json(reply, &json!({"stream": name, "seq": seq}));
-                    self.held.push(HeldAck {
-                        stream_id: entry.id,
-                        seq,
-                        out,
-                    });
+                    if entry.stream.store.durable_seq() >= seq {
+                        self.outputs.push(out);
+                    } else {
+                        self.held
+                            .entry(entry.id)
+                            .or_default()
+                            .push_back(HeldAck { seq, out });
+                    }
                 }
                 self.pump(name, now);
             }
@@ -437,12 +441,21 @@ impl Engine {
                         reply,
                         &json!({"stream": name, "seq": seq, "duplicate": true}),
                     );
-                    // The original may not be durable yet.
-                    self.held.push(HeldAck {
-                        stream_id: entry.id,
-                        seq,
-                        out,
-                    });
+                    // The original may not be durable yet: then the answer
+                    // waits behind the PubAcks already held.
+                    let last_held = self
+                        .held
+                        .get(&entry.id)
+                        .and_then(|q| q.back())
+                        .map_or(0, |h| h.seq);
+                    if entry.stream.store.durable_seq() >= seq {
+                        self.outputs.push(out);
+                    } else {
+                        self.held.entry(entry.id).or_default().push_back(HeldAck {
+                            seq: seq.max(last_held),
+                            out,
+                        });
+                    }
                 }
             }
             Err(e) => {
@@ -455,28 +468,26 @@ impl Engine {
                 }
             }
         }
-        self.release_held();
     }
 
-    /// Sends the PubAcks whose messages are durable now.
-    fn release_held(&mut self) {
-        if self.held.is_empty() && self.held_ack_replies.is_empty() {
+    /// Sends the PubAcks of stream `id` whose messages are durable now.
+    fn release_stream(&mut self, id: u64, durable: u64) {
+        let Some(queue) = self.held.get_mut(&id) else {
             return;
-        }
-        let durable: HashMap<u64, u64> = self
-            .streams
-            .values()
-            .map(|e| (e.id, e.stream.store.durable_seq()))
-            .collect();
-        let mut still = Vec::new();
-        for h in std::mem::take(&mut self.held) {
-            match durable.get(&h.stream_id) {
-                Some(&d) if d >= h.seq => self.outputs.push(h.out),
-                Some(_) => still.push(h),
-                None => {} // the stream is gone
+        };
+        while queue.front().is_some_and(|h| h.seq <= durable) {
+            if let Some(h) = queue.pop_front() {
+                self.outputs.push(h.out);
             }
         }
-        self.held = still;
+        if queue.is_empty() {
+            self.held.remove(&id);
+        }
+    }
+
+    /// Sends the answers of acks sent as requests whose consumer state is
+    /// durable now.
+    fn release_ack_replies(&mut self) {
         if self.held_ack_replies.is_empty() {
             return;
         }
@@ -539,15 +550,18 @@ impl Engine {
             && p.owns_job(id)
         {
             p.job_done(id, result);
+            self.release_ack_replies();
         } else if let Some(e) = self.streams.values_mut().find(|e| e.id == id) {
-            e.stream.store.sync_done(result);
-            let state_failed = e.stream.store.durable_seq() < e.stream.store.state().last_seq
-                && e.stream.failed.is_some();
-            if state_failed {
-                warn!("JetStream: stream {} storage failed", e.stream.config.name);
+            if let Some(err) = &result.error {
+                warn!(
+                    "JetStream: stream {}: storage failed ({err}); publishes are refused",
+                    e.stream.config.name
+                );
             }
+            e.stream.store.sync_done(result);
+            let durable = e.stream.store.durable_seq();
+            self.release_stream(id, durable);
         }
-        self.release_held();
     }
 
     /// Timers: pull request expiry and heartbeats, ack waits, max_age,
@@ -640,7 +654,6 @@ impl Engine {
             }
             self.pump(&name, now);
         }
-        self.release_held();
     }
 
     /// The earliest moment [`Engine::tick`] has something to do (the
@@ -970,7 +983,6 @@ impl Engine {
             }
         };
         self.outputs.push(Out::json(reply, &body));
-        self.release_held();
         Handled::Yes
     }
 
@@ -1225,7 +1237,7 @@ impl Engine {
                     .push(Out::status(&r.reply, 409, "Consumer Deleted", &[]));
             }
         }
-        self.held.retain(|h| h.stream_id != entry.id);
+        self.held.remove(&entry.id);
         self.rebuild_capture();
         self.outputs.push(stream_action_advisory("deleted", name));
         Ok(json!({"success": true}))

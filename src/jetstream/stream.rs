@@ -342,20 +342,30 @@ impl Stream {
     /// Rebuilds the de-duplication window from stored messages younger than
     /// the window (after a restart), as nats-server 2.15 does.
     pub fn rebuild_dedupe(&mut self, now_ns: i64) {
+        // Newest first, stopping at the first message older than the
+        // window: a long stream costs only what the window covers.
         let window_start = now_ns - self.config.duplicate_window;
         let state = self.store.state();
-        let mut seq = state.first_seq;
-        while seq <= state.last_seq {
-            let Ok(Some(m)) = self.store.load_next(seq, None) else {
-                break;
-            };
-            seq = m.seq + 1;
-            if m.time_ns < window_start {
-                continue;
+        let mut found = Vec::new();
+        let mut seq = state.last_seq;
+        while seq >= state.first_seq.max(1) {
+            match self.store.load(seq) {
+                Ok(Some(m)) => {
+                    if m.time_ns < window_start {
+                        break;
+                    }
+                    if !m.headers.is_empty()
+                        && let Some(id) = headers::get(&m.headers, "Nats-Msg-Id")
+                    {
+                        found.push((id.to_string(), m.seq, m.time_ns));
+                    }
+                }
+                Ok(None) | Err(_) => {}
             }
-            if let Some(id) = headers::get(&m.headers, "Nats-Msg-Id") {
-                self.remember_id(id.to_string(), m.seq, m.time_ns);
-            }
+            seq -= 1;
+        }
+        for (id, seq, t) in found.into_iter().rev() {
+            self.remember_id(id, seq, t);
         }
     }
 
