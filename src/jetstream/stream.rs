@@ -349,18 +349,15 @@ impl Stream {
         let mut found = Vec::new();
         let mut seq = state.last_seq;
         while seq >= state.first_seq.max(1) {
-            match self.store.load(seq) {
-                Ok(Some(m)) => {
-                    if m.time_ns < window_start {
-                        break;
-                    }
-                    if !m.headers.is_empty()
-                        && let Some(id) = headers::get(&m.headers, "Nats-Msg-Id")
-                    {
-                        found.push((id.to_string(), m.seq, m.time_ns));
-                    }
+            if let Ok(Some(m)) = self.store.load(seq) {
+                if m.time_ns < window_start {
+                    break;
                 }
-                Ok(None) | Err(_) => {}
+                if !m.headers.is_empty()
+                    && let Some(id) = headers::get(&m.headers, "Nats-Msg-Id")
+                {
+                    found.push((id.to_string(), m.seq, m.time_ns));
+                }
             }
             seq -= 1;
         }
