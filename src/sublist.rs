@@ -261,15 +261,87 @@ enum Members {
     None,
     One(SubId),
     // The Box is the point: it keeps the enum at 16 bytes.
-    #[allow(clippy::box_collection)]
-    Many(Box<Vec<SubId>>),
+    Many(Box<IdList>),
+}
+
+/// Lists this long get a position index.
+const INDEX_FROM: usize = 32;
+
+/// Subscription ids in no particular order: a `Vec`, plus a position index
+/// once it is [`INDEX_FROM`] long, so that removing one of many costs O(1)
+/// rather than a scan (a connection with tens of thousands of
+/// subscriptions on one subject closing would otherwise cost the square).
+#[derive(Debug, Default, Clone)]
+struct IdList {
+    ids: Vec<SubId>,
+    pos: Option<SeededHashMap<SubId, u32>>,
+}
+
+impl IdList {
+    fn of(ids: Vec<SubId>) -> IdList {
+        let mut l = IdList { ids, pos: None };
+        l.index_if_long();
+        l
+    }
+
+    fn index_if_long(&mut self) {
+        if self.pos.is_none() && self.ids.len() >= INDEX_FROM {
+            let mut pos = SeededHashMap::default();
+            for (i, &id) in self.ids.iter().enumerate() {
+                pos.insert(id, i as u32);
+            }
+            self.pos = Some(pos);
+        }
+    }
+
+    fn push(&mut self, id: SubId) {
+        if let Some(p) = &mut self.pos {
+            p.insert(id, self.ids.len() as u32);
+        }
+        self.ids.push(id);
+        self.index_if_long();
+    }
+
+    /// Removes `id`; whether it was there.
+    fn remove(&mut self, id: SubId) -> bool {
+        let i = match &self.pos {
+            Some(p) => match p.get(&id) {
+                Some(&i) => i as usize,
+                None => return false,
+            },
+            None => match self.ids.iter().position(|&x| x == id) {
+                Some(i) => i,
+                None => return false,
+            },
+        };
+        self.ids.swap_remove(i);
+        if let Some(p) = &mut self.pos {
+            p.remove(&id);
+            if let Some(&moved) = self.ids.get(i) {
+                p.insert(moved, i as u32);
+            }
+        }
+        true
+    }
+
+    fn as_slice(&self) -> &[SubId] {
+        &self.ids
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
 }
 
 impl Members {
     fn push(&mut self, id: SubId) {
         *self = match std::mem::take(self) {
             Members::None => Members::One(id),
-            Members::One(first) => Members::Many(Box::new(vec![first, id])),
+            Members::One(first) => Members::Many(Box::new(IdList::of(vec![first, id]))),
             Members::Many(mut v) => {
                 v.push(id);
                 Members::Many(v)
@@ -286,12 +358,11 @@ impl Members {
             }
             Members::One(_) => false,
             Members::Many(v) => {
-                let Some(i) = v.iter().position(|&x| x == id) else {
+                if !v.remove(id) {
                     return false;
-                };
-                v.swap_remove(i);
+                }
                 if v.len() == 1 {
-                    *self = Members::One(v[0]);
+                    *self = Members::One(v.as_slice()[0]);
                 }
                 true
             }
@@ -302,7 +373,7 @@ impl Members {
         match self {
             Members::None => &[],
             Members::One(x) => std::slice::from_ref(x),
-            Members::Many(v) => v,
+            Members::Many(v) => v.as_slice(),
         }
     }
 
@@ -312,7 +383,7 @@ impl Members {
 }
 
 /// The queue groups of a node: name and members.
-type QueueGroups = Vec<(Token, Vec<SubId>)>;
+type QueueGroups = Vec<(Token, IdList)>;
 
 /// A trie node: the subscriptions whose subject ends here, and links to
 /// the next token position. Literal children are not stored in the node but
@@ -514,7 +585,7 @@ impl Sublist {
                 let groups = leaf.queues.get_or_insert_with(Default::default);
                 match groups.iter_mut().find(|(name, _)| name.as_bytes() == q) {
                     Some((_, members)) => members.push(id),
-                    None => groups.push((Token::new(q), vec![id])),
+                    None => groups.push((Token::new(q), IdList::of(vec![id]))),
                 }
             }
         }
@@ -546,13 +617,7 @@ impl Sublist {
                 Some(groups) => match groups.iter().position(|(name, _)| name.as_bytes() == q) {
                     Some(i) => {
                         let members = &mut groups[i].1;
-                        let found = match members.iter().position(|&x| x == id) {
-                            Some(j) => {
-                                members.swap_remove(j);
-                                true
-                            }
-                            None => false,
-                        };
+                        let found = members.remove(id);
                         if members.is_empty() {
                             groups.swap_remove(i);
                         }
@@ -780,7 +845,7 @@ impl Sublist {
             out.queues
                 .extend(groups.iter().map(|(name, members)| QueueGroup {
                     name: name.as_bytes().into(),
-                    members: members.clone(),
+                    members: members.as_slice().to_vec(),
                     next: Cell::new(0),
                 }));
             return;
@@ -791,10 +856,10 @@ impl Sublist {
                 .iter_mut()
                 .find(|g| &g.name[..] == name.as_bytes())
             {
-                Some(group) => group.members.extend_from_slice(members),
+                Some(group) => group.members.extend_from_slice(members.as_slice()),
                 None => out.queues.push(QueueGroup {
                     name: name.as_bytes().into(),
-                    members: members.clone(),
+                    members: members.as_slice().to_vec(),
                     next: Cell::new(0),
                 }),
             }
@@ -862,6 +927,47 @@ mod tests {
             // A published '*' is a literal token that only wildcards match.
             assert_eq!(plain(&mut sl, "foo.*"), vec![2, 3, 4]);
         });
+    }
+
+    #[test]
+    fn id_list_removes_any_member_and_keeps_the_rest() {
+        let mut l = IdList::default();
+        for id in 0..1000 {
+            l.push(id);
+        }
+        assert!(l.pos.is_some(), "long lists are indexed");
+        // Remove in a scrambled order; the rest is always exactly there.
+        let mut gone = std::collections::BTreeSet::new();
+        for k in 0..1000u32 {
+            let id = (k * 617) % 1000;
+            assert!(l.remove(id));
+            assert!(!l.remove(id), "twice");
+            gone.insert(id);
+            if k % 97 == 0 {
+                let mut left: Vec<SubId> = l.as_slice().to_vec();
+                left.sort_unstable();
+                let want: Vec<SubId> = (0..1000).filter(|i| !gone.contains(i)).collect();
+                assert_eq!(left, want);
+            }
+        }
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn many_subscriptions_on_one_subject_come_and_go() {
+        let mut s = Sublist::new();
+        for id in 0..5000 {
+            s.insert(b"same.subject", None, id).unwrap();
+            s.insert(b"same.subject", Some(b"q"), 10_000 + id).unwrap();
+        }
+        for id in (0..5000).rev().step_by(2) {
+            assert!(s.remove(b"same.subject", None, id));
+            assert!(s.remove(b"same.subject", Some(b"q"), 10_000 + id));
+        }
+        let r = s.matches(b"same.subject");
+        assert_eq!(r.plain.len(), 2500);
+        assert_eq!(r.queues[0].members.len(), 2500);
+        assert!(r.plain.iter().all(|id| id % 2 == 0));
     }
 
     #[test]
