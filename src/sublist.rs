@@ -383,7 +383,55 @@ impl Members {
 }
 
 /// The queue groups of a node: name and members.
-type QueueGroups = Vec<(Token, IdList)>;
+#[derive(Debug, Default)]
+struct QueueGroups {
+    list: Vec<(Token, IdList)>,
+    /// Name → position, once there are [`INDEX_FROM`] groups (a client
+    /// subscribing one subject under thousands of group names would
+    /// otherwise make every SUB and UNSUB scan them all).
+    by_name: Option<SeededHashMap<Box<[u8]>, u32>>,
+}
+
+impl QueueGroups {
+    fn find(&self, q: &[u8]) -> Option<usize> {
+        match &self.by_name {
+            Some(m) => m.get(q).map(|&i| i as usize),
+            None => self.list.iter().position(|(name, _)| name.as_bytes() == q),
+        }
+    }
+
+    fn push(&mut self, name: &[u8], members: IdList) {
+        if let Some(m) = &mut self.by_name {
+            m.insert(name.into(), self.list.len() as u32);
+        }
+        self.list.push((Token::new(name), members));
+        if self.by_name.is_none() && self.list.len() >= INDEX_FROM {
+            let mut m = SeededHashMap::default();
+            for (i, (n, _)) in self.list.iter().enumerate() {
+                m.insert(n.as_bytes().into(), i as u32);
+            }
+            self.by_name = Some(m);
+        }
+    }
+
+    fn swap_remove(&mut self, i: usize) {
+        let (name, _) = self.list.swap_remove(i);
+        if let Some(m) = &mut self.by_name {
+            m.remove(name.as_bytes());
+            if let Some((moved, _)) = self.list.get(i) {
+                m.insert(moved.as_bytes().into(), i as u32);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, (Token, IdList)> {
+        self.list.iter()
+    }
+}
 
 /// A trie node: the subscriptions whose subject ends here, and links to
 /// the next token position. Literal children are not stored in the node but
@@ -583,9 +631,9 @@ impl Sublist {
             None => leaf.plain.push(id),
             Some(q) => {
                 let groups = leaf.queues.get_or_insert_with(Default::default);
-                match groups.iter_mut().find(|(name, _)| name.as_bytes() == q) {
-                    Some((_, members)) => members.push(id),
-                    None => groups.push((Token::new(q), IdList::of(vec![id]))),
+                match groups.find(q) {
+                    Some(i) => groups.list[i].1.push(id),
+                    None => groups.push(q, IdList::of(vec![id])),
                 }
             }
         }
@@ -614,9 +662,9 @@ impl Sublist {
         let removed = match queue {
             None => leaf.plain.remove(id),
             Some(q) => match leaf.queues.as_deref_mut() {
-                Some(groups) => match groups.iter().position(|(name, _)| name.as_bytes() == q) {
+                Some(groups) => match groups.find(q) {
                     Some(i) => {
-                        let members = &mut groups[i].1;
+                        let members = &mut groups.list[i].1;
                         let found = members.remove(id);
                         if members.is_empty() {
                             groups.swap_remove(i);
@@ -850,7 +898,7 @@ impl Sublist {
                 }));
             return;
         }
-        for (name, members) in groups {
+        for (name, members) in groups.iter() {
             match out
                 .queues
                 .iter_mut()
@@ -968,6 +1016,31 @@ mod tests {
         assert_eq!(r.plain.len(), 2500);
         assert_eq!(r.queues[0].members.len(), 2500);
         assert!(r.plain.iter().all(|id| id % 2 == 0));
+    }
+
+    #[test]
+    fn many_queue_groups_on_one_subject() {
+        let mut s = Sublist::new();
+        for id in 0..3000u32 {
+            let q = format!("g{id}");
+            s.insert(b"one", Some(q.as_bytes()), id).unwrap();
+            s.insert(b"one", Some(q.as_bytes()), 10_000 + id).unwrap();
+        }
+        for id in (0..3000u32).step_by(3) {
+            let q = format!("g{id}");
+            assert!(s.remove(b"one", Some(q.as_bytes()), id));
+            assert!(s.remove(b"one", Some(q.as_bytes()), 10_000 + id));
+            assert!(!s.remove(b"one", Some(q.as_bytes()), id));
+        }
+        let r = s.matches(b"one");
+        assert_eq!(r.queues.len(), 2000);
+        for g in &r.queues {
+            let n: u32 = std::str::from_utf8(&g.name[1..]).unwrap().parse().unwrap();
+            assert_ne!(n % 3, 0);
+            let mut m = g.members.clone();
+            m.sort_unstable();
+            assert_eq!(m, vec![n, 10_000 + n]);
+        }
     }
 
     #[test]
