@@ -690,33 +690,13 @@ impl Engine {
                     };
                     budget -= 1;
                     let size = (msg.headers.len() + msg.payload.len()) as u64;
-                    let (cseq, deliveries) = c.record_delivery(msg.seq, now, now_ns);
-                    c.last_delivered_sseq = msg.seq;
-                    let pending = num_pending(stream.store.as_ref(), c);
-                    let ack = format!(
-                        "$JS.ACK.{name}.{}.{deliveries}.{}.{cseq}.{}.{pending}",
-                        c.name, msg.seq, msg.time_ns
-                    );
-                    let (hdrs, payload) = if c.config.headers_only {
-                        let n = msg.payload.len().to_string();
-                        (
-                            headers::with_extra(&msg.headers, &[("Nats-Msg-Size", &n)]),
-                            Vec::new(),
-                        )
-                    } else {
-                        (msg.headers, msg.payload)
-                    };
-                    self.outputs.push(Out {
-                        subject: msg.subject,
-                        deliver_to: Some(deliver.clone()),
-                        reply: Some(ack),
-                        headers: hdrs,
-                        payload,
-                    });
+                    let seq = msg.seq;
+                    let out = delivery(name, stream.store.as_ref(), c, msg, &deliver, now, now_ns);
+                    self.outputs.push(out);
                     if c.config.ack_policy == AckPolicy::None
                         && stream.config.retention == Retention::Workqueue
                     {
-                        removed_for_workqueue.push(msg.seq);
+                        removed_for_workqueue.push(seq);
                     }
                     c.next_heartbeat = c.heartbeat().map(|h| now + h);
                     c.last_active = now;
@@ -772,32 +752,13 @@ impl Engine {
                     ));
                     continue;
                 }
-                let (cseq, deliveries) = c.record_delivery(msg.seq, now, now_ns);
-                let pending = num_pending(stream.store.as_ref(), c);
-                let ack = format!(
-                    "$JS.ACK.{name}.{}.{deliveries}.{}.{cseq}.{}.{pending}",
-                    c.name, msg.seq, msg.time_ns
-                );
-                let (hdrs, payload) = if c.config.headers_only {
-                    let size = msg.payload.len().to_string();
-                    (
-                        headers::with_extra(&msg.headers, &[("Nats-Msg-Size", &size)]),
-                        Vec::new(),
-                    )
-                } else {
-                    (msg.headers, msg.payload)
-                };
-                self.outputs.push(Out {
-                    subject: msg.subject,
-                    deliver_to: Some(req.reply.clone()),
-                    reply: Some(ack),
-                    headers: hdrs,
-                    payload,
-                });
+                let seq = msg.seq;
+                let out = delivery(name, stream.store.as_ref(), c, msg, &req.reply, now, now_ns);
+                self.outputs.push(out);
                 if c.config.ack_policy == AckPolicy::None
                     && stream.config.retention == Retention::Workqueue
                 {
-                    removed_for_workqueue.push(msg.seq);
+                    removed_for_workqueue.push(seq);
                 }
                 req.delivered_any = true;
                 req.batch = req.batch.saturating_sub(1);
@@ -1860,6 +1821,44 @@ fn next_message(
             Some(m) if c.pending.contains_key(&m.seq) => c.next_seq = m.seq + 1,
             other => return Ok(other),
         }
+    }
+}
+
+/// Records the delivery of `msg` to consumer `c` and builds it: the stored
+/// subject, delivered to `deliver_to` (a pull request's inbox or a push
+/// consumer's deliver subject), with the `$JS.ACK` reply subject clients
+/// read their metadata from, and only the headers when `headers_only`.
+fn delivery(
+    stream: &str,
+    store: &dyn MessageStore,
+    c: &mut Consumer,
+    msg: StoredMsg,
+    deliver_to: &str,
+    now: Instant,
+    now_ns: i64,
+) -> Out {
+    let (cseq, deliveries) = c.record_delivery(msg.seq, now, now_ns);
+    c.last_delivered_sseq = msg.seq;
+    let pending = num_pending(store, c);
+    let ack = format!(
+        "$JS.ACK.{stream}.{}.{deliveries}.{}.{cseq}.{}.{pending}",
+        c.name, msg.seq, msg.time_ns
+    );
+    let (headers, payload) = if c.config.headers_only {
+        let size = msg.payload.len().to_string();
+        (
+            headers::with_extra(&msg.headers, &[("Nats-Msg-Size", &size)]),
+            Vec::new(),
+        )
+    } else {
+        (msg.headers, msg.payload)
+    };
+    Out {
+        subject: msg.subject,
+        deliver_to: Some(deliver_to.to_string()),
+        reply: Some(ack),
+        headers,
+        payload,
     }
 }
 

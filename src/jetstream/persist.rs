@@ -191,6 +191,9 @@ impl Persistence {
                     lost.bytes
                 );
             }
+            if let Err(e) = self.make_obs_dir(&name) {
+                error!("JetStream: stream {name}: {e}; its consumers cannot be saved");
+            }
             let stream = Stream::new(config, Box::new(store), created);
             let consumers = self.recover_consumers(&name, &stream, now);
             out.push(Recovered { stream, consumers });
@@ -285,7 +288,16 @@ impl Persistence {
         });
         let dir = self.stream_dir(&config.name).join("msgs");
         let store = FileStore::open_with(self.fs.clone(), &dir, &bytes, self.store_config())?;
+        self.make_obs_dir(&config.name)?;
         Ok(Box::new(store))
+    }
+
+    /// The directory of a stream's consumer files.
+    fn make_obs_dir(&self, stream: &str) -> Result<(), StoreError> {
+        let dir = self.stream_dir(stream).join("obs");
+        self.fs
+            .create_dir_all(&dir)
+            .map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))
     }
 
     /// The config bytes a file store keeps for `config`.
@@ -332,11 +344,8 @@ impl Persistence {
 
     /// The write of `c`'s state, as a job for the storage thread.
     pub fn consumer_state_job(&mut self, stream: &str, c: &Consumer) -> Option<(u64, SyncJob)> {
-        let dir = self.stream_dir(stream).join("obs");
-        if let Err(e) = self.fs.create_dir_all(&dir) {
-            error!("JetStream: {}: {e}", dir.display());
-            return None;
-        }
+        // `obs/` exists: made with the stream (or at recovery), so no
+        // directory call on the loop per write.
         let body = super::api::encode(&StoredConsumer {
             name: c.name.clone(),
             created: c.created_ns,
